@@ -1,0 +1,22 @@
+"""A REINFORCE (vanilla policy-gradient) agent for Gymnasium spaces, in PyTorch."""
+
+from agents.agent import AgentConfig, CheckpointError, ReinforceAgent, check_spaces
+from agents.reinforce import (
+    EpisodeBatch,
+    Policy,
+    discounted_returns,
+    normalize_advantages,
+    policy_gradient_loss,
+)
+
+__all__ = [
+    "AgentConfig",
+    "CheckpointError",
+    "EpisodeBatch",
+    "Policy",
+    "ReinforceAgent",
+    "check_spaces",
+    "discounted_returns",
+    "normalize_advantages",
+    "policy_gradient_loss",
+]

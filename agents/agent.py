@@ -1,0 +1,237 @@
+"""The public REINFORCE agent: act, learn from a batch of episodes, save and load.
+
+It needs the observation and action spaces, never an environment, so it drops into any loop.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from agents.reinforce import (
+    ACTIVATIONS,
+    NORMALIZATIONS,
+    EpisodeBatch,
+    Normalization,
+    Policy,
+    discounted_returns,
+    episode_ids,
+    normalize_advantages,
+    policy_gradient_loss,
+)
+
+CHECKPOINT_FORMAT = "reinforce-agent/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or does not fit what it is loaded for."""
+
+
+@dataclass
+class AgentConfig:
+    """Hyper-parameters of the agent (the environment-side settings live in ``train.py``)."""
+
+    hidden_sizes: tuple[int, ...] = field(default=(32,), metadata={"help": "units of each hidden layer"})
+    activation: str = field(default="tanh", metadata={"help": "hidden activation", "choices": tuple(ACTIVATIONS)})
+    learning_rate: float = field(default=0.01, metadata={"help": "Adam learning rate"})
+    gamma: float = field(default=0.99, metadata={"help": "discount factor of the returns"})
+    normalize: Normalization = field(
+        default="batch", metadata={"help": "advantage normalisation: over the batch, per episode, or none"}
+    )
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
+        if any(size < 1 for size in self.hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive, got {list(self.hidden_sizes)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}: choose one of {', '.join(ACTIVATIONS)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalize {self.normalize!r}: choose one of {', '.join(NORMALIZATIONS)}")
+
+
+def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
+    """Raise a one-line ``ValueError`` unless the agent supports these spaces."""
+    if not isinstance(observation_space, spaces.Box):
+        raise ValueError(f"unsupported observation space {observation_space}: the agent supports Box observations")
+    if not isinstance(action_space, spaces.Discrete) or action_space.n < 2:
+        raise ValueError(f"unsupported action space {action_space}: the agent supports Discrete(n) actions, n >= 2")
+
+
+def space_to_dict(space: spaces.Space) -> dict[str, Any]:
+    """A space as plain data, so that checkpoints load with ``weights_only=True``."""
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "low": space.low.tolist(),
+            "high": space.high.tolist(),
+            "dtype": str(space.dtype),
+        }
+    raise ValueError(f"cannot store space {space}")
+
+
+def space_from_dict(data: dict[str, Any]) -> spaces.Space:
+    if data["type"] == "Discrete":
+        return spaces.Discrete(data["n"], start=data["start"])
+    if data["type"] == "Box":
+        dtype = np.dtype(data["dtype"])
+        return spaces.Box(np.array(data["low"], dtype=dtype), np.array(data["high"], dtype=dtype), dtype=dtype)
+    raise CheckpointError(f"unknown space type {data['type']!r} in checkpoint")
+
+
+class ReinforceAgent:
+    """Vanilla policy gradient (REINFORCE, Williams 1992) for discrete actions.
+
+    >>> agent = ReinforceAgent(env.single_observation_space, env.single_action_space, AgentConfig())
+    >>> actions = agent.act(observations)             # sample from the policy
+    >>> stats = agent.update(batch)                   # one Adam step on a batch of complete episodes
+    >>> agent.save("model.pt"); agent = ReinforceAgent.load("model.pt")
+
+    Args:
+        observation_space: a ``Box``; observations are flattened.
+        action_space: ``Discrete(n)``, n >= 2.
+        config: the hyper-parameters.
+        seed: seeds the initial weights and the agent's own sampling generator, so that the same seed
+            gives the same agent whatever the global torch random state.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        config: AgentConfig | None = None,
+        seed: int | None = None,
+    ) -> None:
+        check_spaces(observation_space, action_space)
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.config = config or AgentConfig()
+        self.obs_dim = int(np.prod(observation_space.shape))
+        self._action_start = int(action_space.start)
+        self.generator = torch.Generator()
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        with torch.random.fork_rng():
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.policy = Policy(self.obs_dim, int(action_space.n), self.config.hidden_sizes, self.config.activation)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
+
+    def _observations(self, observations: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(observations, dtype=torch.float32).reshape(-1, self.obs_dim)
+
+    def act(
+        self,
+        observations: np.ndarray,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        """Actions for one observation or a batch of them (numpy in, numpy out).
+
+        Sampling uses ``generator`` if given, else the agent's own; ``deterministic`` takes the most
+        likely action instead.
+        """
+        single = np.shape(observations) == self.observation_space.shape
+        with torch.inference_mode():
+            actions = self.policy.sample(self._observations(observations), deterministic, generator or self.generator)
+        actions = actions.numpy() + self._action_start
+        return actions[0] if single else actions
+
+    def loss(self, observations: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+        """The REINFORCE loss on flat per-step tensors (see ``policy_gradient_loss``)."""
+        distribution = self.policy(self._observations(observations))
+        return policy_gradient_loss(distribution.log_prob(actions - self._action_start), advantages)
+
+    def advantages(self, batch: EpisodeBatch) -> torch.Tensor:
+        """Discounted returns of every step of ``batch``, normalised as configured."""
+        ends = batch.ends
+        returns = discounted_returns(batch.rewards, self.config.gamma, ends)
+        ids = episode_ids(ends) if self.config.normalize == "episode" else None
+        return normalize_advantages(returns, batch.valid, self.config.normalize, ids)
+
+    def update(self, batch: EpisodeBatch) -> dict[str, float]:
+        """One gradient step on a batch of complete episodes; returns loss, entropy and gradient norm."""
+        valid = batch.valid
+        advantages = self.advantages(batch)[valid]
+        distribution = self.policy(self._observations(batch.observations[valid]))
+        loss = policy_gradient_loss(distribution.log_prob(batch.actions[valid] - self._action_start), advantages)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), float("inf"))
+        self.optimizer.step()
+        return {
+            "policy_loss": loss.item(),
+            "entropy": distribution.entropy().mean().item(),
+            "grad_norm": grad_norm.item(),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to act and to continue training, as tensors and plain Python data."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": asdict(self.config),
+            "observation_space": space_to_dict(self.observation_space),
+            "action_space": space_to_dict(self.action_space),
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the agent to ``path`` atomically: a crash mid-write leaves any older file intact."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                torch.save(self.state_dict(), file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> ReinforceAgent:
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"not a {CHECKPOINT_FORMAT} checkpoint")
+        try:
+            known = {f.name for f in fields(AgentConfig)}
+            config = AgentConfig(**{k: v for k, v in state["config"].items() if k in known})
+            agent = cls(space_from_dict(state["observation_space"]), space_from_dict(state["action_space"]), config)
+            agent.policy.load_state_dict(state["policy"])
+            agent.optimizer.load_state_dict(state["optimizer"])
+            agent.generator.set_state(state["generator"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"checkpoint does not fit the agent ({type(error).__name__}: {error})") from None
+        return agent
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ReinforceAgent:
+        """Load an agent saved by ``save``; never runs code from the file (``weights_only=True``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"no checkpoint at {path}: give the path of a model.pt or of a run folder")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # an untrusted file can fail the unpickler in many ways; all mean "unreadable"
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise CheckpointError(
+                f"{path} is not a readable checkpoint (corrupt, truncated or unsafe: {reason[:200]})"
+            ) from None
+        try:
+            return cls.from_state_dict(state)
+        except CheckpointError as error:
+            raise CheckpointError(f"{path}: {error}") from None

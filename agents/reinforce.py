@@ -1,0 +1,224 @@
+"""REINFORCE: the policy network, discounted returns, advantage normalisation and the loss.
+
+Pure functions and modules only: no environment, no file I/O. Batches are laid out time-major as
+``(T, N)`` grids, one column per environment stream, so that the vector-environment rollout needs no
+reshuffling; a column may hold several episodes back to back, separated by ``ends`` flags, and
+``valid`` marks the steps that are real transitions of complete episodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Bernoulli, Categorical, Distribution
+
+Normalization = Literal["batch", "episode", "none"]
+NORMALIZATIONS: tuple[str, ...] = ("batch", "episode", "none")
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "elu": nn.ELU,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+
+
+class BinaryBernoulli(Bernoulli):
+    """Bernoulli over the integer actions {0, 1}: samples and modes are int64, like Categorical's."""
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008 (immutable)
+        return super().sample(sample_shape).long()
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return super().log_prob(value.to(self.logits.dtype))
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return (self.logits > 0).long()
+
+
+class Policy(nn.Module):
+    """An MLP from flat observations to a distribution over ``n_actions`` discrete actions.
+
+    Two actions use the seed notebook's head: one logit, a Bernoulli on "action 1" (with one hidden
+    layer of 16 units on CartPole that is its 97 parameters). More actions use a Categorical head.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden_sizes: Sequence[int] = (16,),
+        activation: str = "elu",
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
+        if n_actions < 2:
+            raise ValueError(f"a policy needs at least 2 actions, got {n_actions}")
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for size in hidden_sizes:
+            layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+            width = size
+        self.n_actions = n_actions
+        layers.append(nn.Linear(width, 1 if n_actions == 2 else n_actions))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, observations: torch.Tensor) -> Distribution:
+        logits = self.net(observations)
+        if self.n_actions == 2:
+            return BinaryBernoulli(logits=logits.squeeze(-1))
+        return Categorical(logits=logits)
+
+    def sample(
+        self,
+        observations: torch.Tensor,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Actions for a batch of observations, drawn with ``generator`` (the most likely ones if
+        ``deterministic``). Bypasses ``torch.distributions``, which has no generator argument."""
+        logits = self.net(observations)
+        if self.n_actions == 2:
+            logits = logits.squeeze(-1)
+            if deterministic:
+                return (logits > 0).long()
+            return (torch.rand(logits.shape, generator=generator) < torch.sigmoid(logits)).long()
+        if deterministic:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits, -1).reshape(-1, self.n_actions)
+        return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+
+
+def discounted_returns(rewards: torch.Tensor, gamma: float, ends: torch.Tensor | None = None) -> torch.Tensor:
+    """Reward-to-go ``G_t = r_t + gamma * G_{t+1}``, restarted after every step flagged in ``ends``.
+
+    ``rewards`` is ``(T,)`` for one episode or ``(T, N)`` for N time-major streams; ``ends`` (same
+    shape, bool) marks the last step of each episode, terminated or truncated alike: a Monte-Carlo
+    return treats a truncated episode as complete. Without ``ends`` each column is one episode.
+    """
+    r = rewards.detach().cpu().numpy().astype(np.float64)
+    done = np.zeros_like(r, dtype=bool) if ends is None else ends.detach().cpu().numpy()
+    returns = np.empty_like(r)
+    running = np.zeros_like(r[0]) if r.ndim > 1 else 0.0
+    for t in range(len(r) - 1, -1, -1):
+        running = r[t] + gamma * running * ~done[t]
+        returns[t] = running
+    return torch.as_tensor(returns, dtype=rewards.dtype if rewards.is_floating_point() else torch.float32)
+
+
+def episode_ids(ends: torch.Tensor) -> torch.Tensor:
+    """A distinct integer for every episode of a ``(T, N)`` grid (episodes end at ``ends``)."""
+    n_streams = ends.shape[1]
+    finished_before = ends.long().cumsum(0) - ends.long()
+    return finished_before * n_streams + torch.arange(n_streams)
+
+
+def normalize_advantages(
+    returns: torch.Tensor,
+    valid: torch.Tensor,
+    mode: Normalization = "batch",
+    ids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Centre and scale ``returns`` over the ``valid`` steps: all of them together (``"batch"``), each
+    episode on its own (``"episode"``, the seed notebook's; needs ``ids``), or not at all (``"none"``).
+
+    Where there is nothing to scale by (fewer than two steps, or a standard deviation of zero up to
+    rounding) the values are only centred, never divided: one-step episodes and constant returns give
+    zero advantages, not NaN. Invalid steps come back as zero.
+    """
+    if mode not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {mode!r}: choose one of {', '.join(NORMALIZATIONS)}")
+    out = torch.zeros_like(returns)
+    values = returns[valid].double()
+    if mode == "none" or values.numel() == 0:
+        out[valid] = values.to(returns.dtype)
+        return out
+    if mode == "batch":
+        group = torch.zeros(values.shape, dtype=torch.long)
+    else:
+        if ids is None:
+            raise ValueError("per-episode normalization needs the episode ids of the steps")
+        group = torch.unique(ids[valid], return_inverse=True)[1]
+    counts = torch.bincount(group).double()
+    means = torch.bincount(group, values) / counts
+    centred = values - means[group]
+    stds = (torch.bincount(group, centred**2) / counts).sqrt()
+    scalable = (counts >= 2) & (stds > 1e-8 * means.abs().clamp(min=1.0))
+    scale = torch.where(scalable, stds, torch.ones_like(stds))
+    out[valid] = (centred / scale[group]).to(returns.dtype)
+    return out
+
+
+def policy_gradient_loss(log_probs: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """Minus the mean over every step of the batch of advantage x log-probability of the action taken.
+
+    Its gradient is the REINFORCE estimate without the textbook's ``gamma**t`` factor (as almost every
+    implementation does): biased for ``gamma < 1``, and usually better in practice.
+    """
+    return -(advantages.detach() * log_probs).mean()
+
+
+@dataclass
+class EpisodeBatch:
+    """Complete episodes in a time-major ``(T, N)`` grid; see the module docstring.
+
+    ``terminated`` and ``truncated`` are kept apart (a truncated episode is treated as complete, but a
+    bootstrapped variant would need to tell them apart).
+    """
+
+    observations: torch.Tensor  # (T, N, obs_dim) float32
+    actions: torch.Tensor  # (T, N) int64
+    rewards: torch.Tensor  # (T, N) float32
+    terminated: torch.Tensor  # (T, N) bool
+    truncated: torch.Tensor  # (T, N) bool
+    valid: torch.Tensor  # (T, N) bool
+
+    @property
+    def ends(self) -> torch.Tensor:
+        return self.terminated | self.truncated
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.valid.sum())
+
+    @classmethod
+    def from_episodes(
+        cls,
+        episodes: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        truncated: Sequence[bool] | None = None,
+    ) -> EpisodeBatch:
+        """Pack episodes given as ``(observations, actions, rewards)`` sequences, one column each."""
+        if not episodes:
+            raise ValueError("an EpisodeBatch needs at least one episode")
+        lengths = [len(rewards) for _, _, rewards in episodes]
+        if min(lengths) < 1:
+            raise ValueError("every episode needs at least one step")
+        horizon, n = max(lengths), len(episodes)
+        obs_dim = int(np.prod(np.shape(episodes[0][0])[1:]))
+        observations = torch.zeros(horizon, n, obs_dim)
+        actions = torch.zeros(horizon, n, dtype=torch.long)
+        rewards = torch.zeros(horizon, n)
+        ends = torch.zeros(horizon, n, dtype=torch.bool)
+        for i, (obs, acts, rews) in enumerate(episodes):
+            length = lengths[i]
+            observations[:length, i] = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(length, -1)
+            actions[:length, i] = torch.as_tensor(np.asarray(acts, dtype=np.int64))
+            rewards[:length, i] = torch.as_tensor(np.asarray(rews, dtype=np.float32))
+            ends[length - 1, i] = True
+        valid = torch.arange(horizon)[:, None] < torch.tensor(lengths)[None, :]
+        was_truncated = torch.tensor(truncated if truncated is not None else [False] * n, dtype=torch.bool)
+        return cls(
+            observations=observations,
+            actions=actions,
+            rewards=rewards,
+            terminated=ends & ~was_truncated,
+            truncated=ends & was_truncated,
+            valid=valid,
+        )

@@ -1,0 +1,22 @@
+"""Environment construction and environment-side helpers: rollouts, evaluation, playing, baselines."""
+
+from envs.factory import check_env_id, make_env, make_vector_env
+from envs.heuristic import CARTPOLE_OBSERVATION, describe_returns, lean_policy
+from envs.play import display_available, encode_gif, play_episode
+from envs.rollout import Rollout, collect_episodes, evaluate, split_episodes
+
+__all__ = [
+    "CARTPOLE_OBSERVATION",
+    "Rollout",
+    "check_env_id",
+    "collect_episodes",
+    "describe_returns",
+    "display_available",
+    "encode_gif",
+    "evaluate",
+    "lean_policy",
+    "make_env",
+    "make_vector_env",
+    "play_episode",
+    "split_episodes",
+]

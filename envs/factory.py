@@ -1,0 +1,74 @@
+"""Building Gymnasium environments, with one-line errors for what cannot be built."""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from agents import check_spaces
+
+VECTORIZATIONS: tuple[str, ...] = ("auto", "vector_entry_point", "sync", "async")
+
+
+def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The registry entry of ``env_id``, or a ``ValueError`` that suggests close matches."""
+    try:
+        return gym.spec(env_id)
+    except gym.error.Error:
+        close = difflib.get_close_matches(env_id, gym.registry.keys(), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else "see gymnasium.pprint_registry() for the ids"
+        raise ValueError(f"unknown environment id {env_id!r}: {hint}") from None
+
+
+def _missing_dependency(env_id: str, error: Exception) -> ValueError:
+    """Gymnasium's DependencyNotInstalled names the extra to install; keep only that line."""
+    extra = re.search(r'pip install "?([\w.\-]+\[[\w\-,]+\])"?', str(error))
+    fix = f'pip install "{extra.group(1)}"' if extra else "install the package it needs"
+    return ValueError(f"{env_id} needs a package that is not installed: run {fix}")
+
+
+def make_env(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
+    """One environment (for rendering and single-environment use)."""
+    check_env_id(env_id)
+    try:
+        env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode)
+    except gym.error.DependencyNotInstalled as error:
+        raise _missing_dependency(env_id, error) from None
+    check_spaces(env.observation_space, env.action_space)
+    return env
+
+
+def make_vector_env(
+    env_id: str,
+    num_envs: int,
+    max_episode_steps: int | None = None,
+    vectorization: str = "auto",
+) -> VectorEnv:
+    """``num_envs`` copies of ``env_id`` stepped together; ``"auto"`` takes the environment's native
+    vector implementation where it has one (CartPole does), else ``SyncVectorEnv``.
+
+    Every mode autoresets NEXT_STEP: the rollout masks the reset step (see ``envs.rollout``).
+    """
+    spec = check_env_id(env_id)
+    if vectorization not in VECTORIZATIONS:
+        raise ValueError(f"unknown vectorization {vectorization!r}: choose one of {', '.join(VECTORIZATIONS)}")
+    if vectorization == "auto":
+        vectorization = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    if vectorization == "vector_entry_point" and spec.vector_entry_point is None:
+        raise ValueError(f"{env_id} has no native vector implementation: use --vectorization sync or async")
+    kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    if vectorization != "vector_entry_point":
+        kwargs["vector_kwargs"] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+    try:
+        env = gym.make_vec(env_id, num_envs, vectorization_mode=vectorization, **kwargs)
+    except gym.error.DependencyNotInstalled as error:
+        raise _missing_dependency(env_id, error) from None
+    try:
+        check_spaces(env.single_observation_space, env.single_action_space)
+    except ValueError:
+        env.close()
+        raise
+    return env

@@ -1,0 +1,104 @@
+"""Collecting complete episodes from a vector environment, and evaluating an agent.
+
+Gymnasium's vector environments autoreset NEXT_STEP: the step after an episode ends returns the new
+episode's first observation, with reward 0, and ignores the action. That step is not a transition;
+it is masked out of everything (returns, log-probabilities, statistics, the env-step count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from agents import EpisodeBatch, ReinforceAgent
+
+
+@dataclass
+class Rollout:
+    batch: EpisodeBatch
+    episode_returns: np.ndarray  # undiscounted, one per episode, in order of completion
+    episode_lengths: np.ndarray
+
+
+def split_episodes(total: int, num_envs: int) -> np.ndarray:
+    """How many episodes each of ``num_envs`` environments plays so that they add up to ``total``."""
+    quotas = np.full(num_envs, total // num_envs)
+    quotas[: total % num_envs] += 1
+    return quotas
+
+
+def collect_episodes(
+    env: VectorEnv,
+    act: Callable[[np.ndarray], np.ndarray],
+    episodes_per_env: np.ndarray,
+    seed: int | None = None,
+) -> Rollout:
+    """Reset ``env`` and play exactly ``episodes_per_env[i]`` complete episodes in sub-environment i.
+
+    Every environment plays its whole quota whatever the episodes' lengths, so the batch is an
+    unbiased sample of the current policy (stopping at the first N finished episodes would favour
+    short ones). Environments that are done idle, masked, until the last one finishes. Pass ``seed``
+    only on the first call: later resets continue each environment's random stream.
+    """
+    if env.metadata.get("autoreset_mode") != AutoresetMode.NEXT_STEP:
+        raise ValueError("collect_episodes needs a vector environment that autoresets NEXT_STEP")
+    remaining = np.asarray(episodes_per_env, dtype=np.int64).copy()
+    observations, _ = env.reset(seed=seed)
+    prev_done = np.zeros(env.num_envs, dtype=bool)
+    running_return = np.zeros(env.num_envs)
+    running_length = np.zeros(env.num_envs, dtype=np.int64)
+    returns, lengths = [], []
+    obs_steps, action_steps, reward_steps, term_steps, trunc_steps, valid_steps = [], [], [], [], [], []
+    while remaining.any():
+        actions = act(observations)
+        next_observations, rewards, terminated, truncated, _ = env.step(actions)
+        valid = (remaining > 0) & ~prev_done
+        done = terminated | truncated
+        obs_steps.append(observations)
+        action_steps.append(actions)
+        reward_steps.append(rewards)
+        term_steps.append(terminated)
+        trunc_steps.append(truncated)
+        valid_steps.append(valid)
+        running_return += np.where(valid, rewards, 0.0)
+        running_length += valid
+        finished = valid & done
+        if finished.any():
+            returns.extend(running_return[finished].tolist())
+            lengths.extend(running_length[finished].tolist())
+            running_return[finished] = 0.0
+            running_length[finished] = 0
+            remaining -= finished
+        prev_done = done
+        observations = next_observations
+    batch = EpisodeBatch(
+        observations=torch.from_numpy(np.stack(obs_steps).astype(np.float32, copy=False)),
+        actions=torch.from_numpy(np.stack(action_steps).astype(np.int64, copy=False)),
+        rewards=torch.from_numpy(np.stack(reward_steps).astype(np.float32, copy=False)),
+        terminated=torch.from_numpy(np.stack(term_steps)),
+        truncated=torch.from_numpy(np.stack(trunc_steps)),
+        valid=torch.from_numpy(np.stack(valid_steps)),
+    )
+    return Rollout(batch, np.array(returns), np.array(lengths, dtype=np.int64))
+
+
+def evaluate(
+    agent: ReinforceAgent,
+    env: VectorEnv,
+    n_episodes: int,
+    deterministic: bool,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+) -> np.ndarray:
+    """Returns of ``n_episodes`` episodes played greedily (``deterministic``) or by sampling.
+
+    Give the evaluation its own ``env`` and ``generator`` so that training runs identically whether or
+    not, and however often, it is evaluated.
+    """
+    quotas = split_episodes(n_episodes, env.num_envs)
+    rollout = collect_episodes(env, lambda obs: agent.act(obs, deterministic, generator), quotas, seed)
+    return rollout.episode_returns

@@ -1,0 +1,134 @@
+"""Environment construction, the vector rollout's masking, and the notebook's heuristic."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from envs import (
+    CARTPOLE_OBSERVATION,
+    collect_episodes,
+    describe_returns,
+    lean_policy,
+    make_env,
+    make_vector_env,
+    split_episodes,
+)
+
+
+def split_columns(rollout):
+    """Every episode of a rollout as (column, observations, actions, rewards, terminated, truncated)."""
+    batch = rollout.batch
+    episodes = []
+    for n in range(batch.valid.shape[1]):
+        rows = []
+        for t in range(batch.valid.shape[0]):
+            if batch.valid[t, n]:
+                rows.append(t)
+                if batch.ends[t, n]:
+                    idx = np.array(rows)
+                    episodes.append(
+                        (
+                            n,
+                            batch.observations[idx, n].numpy(),
+                            batch.actions[idx, n].numpy(),
+                            batch.rewards[idx, n].numpy(),
+                            batch.terminated[idx, n].numpy(),
+                            batch.truncated[idx, n].numpy(),
+                        )
+                    )
+                    rows = []
+        assert rows == [], "a valid step outside a complete episode"
+    return episodes
+
+
+def random_actions(seed):
+    rng = np.random.default_rng(seed)
+    return lambda obs: rng.integers(0, 2, len(obs))
+
+
+def test_split_episodes():
+    assert split_episodes(10, 4).tolist() == [3, 3, 2, 2]
+    assert split_episodes(5, 5).tolist() == [1] * 5
+
+
+def test_sync_rollout_equals_single_env_replay():
+    """Each collected episode is exactly the one a single env with the same seed and actions plays."""
+    quotas = np.array([2, 1, 3])
+    env = make_vector_env("CartPole-v1", 3, max_episode_steps=30, vectorization="sync")
+    rollout = collect_episodes(env, random_actions(0), quotas, seed=10)
+    episodes = split_columns(rollout)
+    assert np.bincount([e[0] for e in episodes]).tolist() == quotas.tolist()
+    assert rollout.batch.num_steps == sum(len(e[3]) for e in episodes) == rollout.episode_lengths.sum()
+    assert sorted(rollout.episode_returns) == sorted(float(e[3].sum()) for e in episodes)
+
+    singles = [gym.make("CartPole-v1", max_episode_steps=30) for _ in range(3)]
+    first = [True] * 3
+    for n, observations, actions, rewards, terminated, truncated in episodes:
+        obs, _ = singles[n].reset(seed=10 + n if first[n] else None)
+        first[n] = False
+        for t, action in enumerate(actions):
+            np.testing.assert_array_equal(obs, observations[t])
+            obs, reward, term, trunc, _ = singles[n].step(int(action))
+            assert (reward, term, trunc) == (rewards[t], terminated[t], truncated[t])
+        assert term or trunc
+
+
+def test_native_vector_rollout_masks_reset_steps():
+    """CartPole's native vector env: replay each episode from its first observation (its state)."""
+    env = make_vector_env("CartPole-v1", 4, vectorization="vector_entry_point")
+    rollout = collect_episodes(env, random_actions(1), np.array([3, 3, 3, 3]), seed=0)
+    episodes = split_columns(rollout)
+    assert len(episodes) == 12
+    single = gym.make("CartPole-v1")
+    for _, observations, actions, rewards, terminated, _truncated in episodes:
+        single.reset()
+        single.unwrapped.state = observations[0].astype(np.float64)
+        assert (rewards == 1.0).all()  # a masked reset step would show up as a reward of 0
+        for t, action in enumerate(actions):
+            obs, reward, term, trunc, _ = single.step(int(action))
+            if t + 1 < len(actions):
+                np.testing.assert_allclose(obs, observations[t + 1], atol=1e-5)
+            assert term == terminated[t]
+        assert term
+
+
+def test_a_second_rollout_continues_the_random_streams():
+    env = make_vector_env("CartPole-v1", 2, vectorization="sync")
+    first = collect_episodes(env, random_actions(2), np.array([1, 1]), seed=3)
+    second = collect_episodes(env, random_actions(2), np.array([1, 1]))
+    assert not np.array_equal(first.batch.observations[0].numpy(), second.batch.observations[0].numpy())
+
+
+def test_time_limit_is_truncation_not_termination():
+    env = make_vector_env("CartPole-v1", 2, max_episode_steps=5)
+    rollout = collect_episodes(env, lambda obs: lean_policy(obs), np.array([1, 1]), seed=0)
+    assert rollout.episode_lengths.tolist() == [5, 5]
+    assert rollout.batch.truncated.sum() == 2 and not rollout.batch.terminated[rollout.batch.valid].any()
+
+
+@pytest.mark.parametrize(
+    "env_id, message",
+    [("CartPol-v1", "did you mean CartPole-v1"), ("NoSuchThing-v0", "unknown environment id")],
+)
+def test_unknown_environment_ids(env_id, message):
+    with pytest.raises(ValueError, match=message) as error:
+        make_vector_env(env_id, 2)
+    assert "\n" not in str(error.value)
+
+
+def test_unsupported_spaces_fail_at_construction():
+    with pytest.raises(ValueError, match="unsupported action space Box"):
+        make_vector_env("Pendulum-v1", 2)
+    with pytest.raises(ValueError, match="unsupported action space Box"):
+        make_env("MountainCarContinuous-v0")
+
+
+def test_heuristic_matches_the_notebook():
+    env = make_vector_env("CartPole-v1", 100, max_episode_steps=200)
+    returns = collect_episodes(env, lean_policy, np.ones(100, dtype=int), seed=0).episode_returns
+    assert len(returns) == 100
+    assert 30 <= returns.mean() <= 60  # the notebook printed about 43 on its 200-step cap
+    line = describe_returns(returns)
+    assert line.startswith("Mean: ") and ", Std: " in line and ", Min: " in line and ", Max: " in line
+    assert CARTPOLE_OBSERVATION == ("cart position", "cart velocity", "pole angle", "pole angular velocity")
+    assert lean_policy(np.array([[0, 0, 0.1, 0], [0, 0, -0.1, 0]])).tolist() == [1, 0]

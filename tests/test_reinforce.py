@@ -1,0 +1,162 @@
+"""The algorithm's pure parts against slow references: returns, normalisation, the loss's gradient."""
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from agents import AgentConfig, EpisodeBatch, ReinforceAgent, discounted_returns, normalize_advantages
+from agents.reinforce import episode_ids
+
+
+def slow_returns(rewards, gamma):
+    """G_t = sum_k gamma^k r_{t+k}, straight from the definition."""
+    return [sum(gamma**k * r for k, r in enumerate(rewards[t:])) for t in range(len(rewards))]
+
+
+def notebook_discount(rewards, gamma):
+    """The seed notebook's discount_all_rewards for one episode, indexing bug included."""
+    discounted = [rewards[-1]]
+    for i in range(len(rewards) - 1):
+        discounted.append(rewards[-i + 1] + gamma * discounted[i])
+    return discounted[::-1]
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 0.95, 1.0])
+def test_discounted_returns_match_definition(gamma):
+    rng = np.random.default_rng(0)
+    for length in range(1, 51):
+        rewards = rng.normal(size=length).astype(np.float32)
+        got = discounted_returns(torch.from_numpy(rewards), gamma)
+        np.testing.assert_allclose(got.numpy(), slow_returns(rewards.tolist(), gamma), rtol=1e-5, atol=1e-5)
+
+
+def test_notebook_indexing_is_wrong_for_non_constant_rewards():
+    rewards = [1.0, 2.0, 3.0, 4.0]
+    assert notebook_discount(rewards, 0.9) != pytest.approx(slow_returns(rewards, 0.9))
+    assert discounted_returns(torch.tensor(rewards), 0.9).tolist() == pytest.approx(slow_returns(rewards, 0.9))
+
+
+def random_grid(rng, horizon=40, streams=5):
+    """A (T, N) grid where each column holds several episodes of random length, then padding."""
+    rewards = rng.normal(size=(horizon, streams)).astype(np.float32)
+    ends = np.zeros((horizon, streams), dtype=bool)
+    valid = np.zeros((horizon, streams), dtype=bool)
+    for n in range(streams):
+        t = 0
+        while True:
+            length = int(rng.integers(1, 12))
+            if t + length > horizon - 3:
+                break
+            valid[t : t + length, n] = True
+            ends[t + length - 1, n] = True
+            t += length + int(rng.integers(0, 2))  # sometimes a masked reset step between episodes
+    return rewards, ends, valid
+
+
+def episodes_of(rewards, ends, valid):
+    """(column, first row, last row) of every episode in the grid."""
+    out = []
+    for n in range(rewards.shape[1]):
+        start = None
+        for t in range(rewards.shape[0]):
+            if valid[t, n] and start is None:
+                start = t
+            if ends[t, n] and valid[t, n]:
+                out.append((n, start, t))
+                start = None
+    return out
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.9, 1.0])
+def test_grid_returns_restart_at_every_episode_end(gamma):
+    rewards, ends, valid = random_grid(np.random.default_rng(1))
+    got = discounted_returns(torch.from_numpy(rewards), gamma, torch.from_numpy(ends)).numpy()
+    episodes = episodes_of(rewards, ends, valid)
+    assert len(episodes) > 10
+    for n, start, stop in episodes:
+        expected = slow_returns(rewards[start : stop + 1, n].tolist(), gamma)
+        np.testing.assert_allclose(got[start : stop + 1, n], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_normalization_modes_against_numpy():
+    rng = np.random.default_rng(2)
+    rewards, ends, valid = random_grid(rng)
+    returns = torch.from_numpy(rewards * 10 + 3)
+    valid_t, ends_t = torch.from_numpy(valid), torch.from_numpy(ends)
+    values = (rewards * 10 + 3)[valid]
+
+    batch = normalize_advantages(returns, valid_t, "batch").numpy()
+    np.testing.assert_allclose(batch[valid], (values - values.mean()) / values.std(), rtol=1e-4, atol=1e-5)
+    assert (batch[~valid] == 0).all()
+
+    none = normalize_advantages(returns, valid_t, "none").numpy()
+    np.testing.assert_allclose(none[valid], values)
+
+    per_episode = normalize_advantages(returns, valid_t, "episode", episode_ids(ends_t)).numpy()
+    for n, start, stop in episodes_of(rewards, ends, valid):
+        episode = (rewards * 10 + 3)[start : stop + 1, n]
+        if len(episode) < 2:
+            expected = np.zeros(1)
+        else:
+            expected = (episode - episode.mean()) / episode.std()
+        np.testing.assert_allclose(per_episode[start : stop + 1, n], expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["batch", "episode", "none"])
+def test_zero_spread_never_gives_nan(mode):
+    # a one-step episode, a constant-return episode (gamma 0), and a batch of a single step
+    for rewards, ends in (
+        ([[5.0]], [[True]]),
+        ([[0.1], [0.1], [0.1]], [[True], [True], [True]]),
+        ([[0.0, 0.0], [0.0, 0.0]], [[False, False], [True, True]]),
+    ):
+        returns = torch.tensor(rewards)
+        ends_t = torch.tensor(ends)
+        valid = torch.ones_like(ends_t)
+        out = normalize_advantages(returns, valid, mode, episode_ids(ends_t))
+        assert torch.isfinite(out).all(), (mode, rewards)
+        if mode != "none":
+            assert out.abs().max() < 1e-6  # nothing to scale by: centred only, so all zero
+
+
+def test_one_step_episodes_train_without_nan():
+    agent = ReinforceAgent(spaces.Box(-1, 1, (3,)), spaces.Discrete(2), AgentConfig(), seed=0)
+    batch = EpisodeBatch.from_episodes([(np.ones((1, 3)), [1], [1.0]), (np.zeros((1, 3)), [0], [1.0])])
+    stats = agent.update(batch)
+    assert all(np.isfinite(v) for v in stats.values())
+    assert all(torch.isfinite(p).all() for p in agent.policy.parameters())
+
+
+@pytest.mark.parametrize("n_actions, normalize", [(2, "batch"), (2, "episode"), (3, "none"), (3, "batch")])
+def test_loss_gradient_equals_notebook_per_step_method(n_actions, normalize):
+    """One backward() on the batch loss gives the notebook's average of per-step gradients."""
+    rng = np.random.default_rng(3)
+    agent = ReinforceAgent(
+        spaces.Box(-5, 5, (4,)), spaces.Discrete(n_actions), AgentConfig(hidden_sizes=(16,), normalize=normalize), 0
+    )
+    episodes = []
+    for length in (7, 1, 12, 4):
+        obs = rng.normal(size=(length, 4)).astype(np.float32)
+        episodes.append((obs, agent.act(obs), rng.normal(size=length)))
+    batch = EpisodeBatch.from_episodes(episodes)
+    advantages = agent.advantages(batch)
+    valid = batch.valid
+
+    agent.policy.zero_grad()
+    agent.loss(batch.observations[valid], batch.actions[valid], advantages[valid]).backward()
+    batched = [p.grad.clone() for p in agent.policy.parameters()]
+
+    # the notebook: at every step, the gradient of -log pi(a|s); weight by the advantage; average
+    per_step = [torch.zeros_like(p) for p in agent.policy.parameters()]
+    steps = 0
+    for t, n in zip(*torch.nonzero(valid, as_tuple=True)):
+        agent.policy.zero_grad()
+        log_prob = agent.policy(batch.observations[t, n][None]).log_prob(batch.actions[t, n][None])
+        (-log_prob.sum()).backward()
+        for total, p in zip(per_step, agent.policy.parameters()):
+            total += advantages[t, n] * p.grad
+        steps += 1
+    assert steps == sum(len(e[2]) for e in episodes)
+    for got, expected in zip(batched, per_step):
+        torch.testing.assert_close(got, expected / steps, atol=1e-6, rtol=1e-5)

@@ -1,0 +1,131 @@
+"""train.py end to end: a real short training run, its TensorBoard logs, the command line."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import train
+
+ROOT = Path(__file__).resolve().parent.parent
+PER_UPDATE_TAGS = {
+    "charts/episodic_return",
+    "charts/episodic_return_min",
+    "charts/episodic_return_max",
+    "charts/episodic_return_std",
+    "charts/episodic_length",
+    "losses/policy_loss",
+    "losses/entropy",
+    "losses/grad_norm",
+    "charts/learning_rate",
+    "charts/SPS",
+}
+
+
+def only_run(logdir):
+    runs = list(Path(logdir).iterdir())
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_short_training_run_clearly_improves(tmp_path):
+    assert train.main(["--total-env-steps", "40000", "--logdir", str(tmp_path), "--no-gif"]) == 0
+    summary = json.loads((only_run(tmp_path) / "summary.json").read_text())
+    # a random policy scores about 20; the default settings solve seed 1 well inside this budget
+    assert summary["final_eval"]["greedy"]["mean"] >= 400
+    assert summary["env_steps"] <= 40000 + 16 * 500
+
+
+def test_run_folder_holds_tags_hparams_gif_and_summary(tmp_path):
+    args = ["--total-env-steps", "1500", "--eval-every-steps", "500", "--histogram-every", "2", "--seed", "4"]
+    assert train.main([*args, "--logdir", str(tmp_path)]) == 0
+    run = only_run(tmp_path)
+    assert run.name.startswith("CartPole-v1__4__")
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "histograms": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert PER_UPDATE_TAGS | {"eval/return_mean", "eval/return_std", "eval/final_return_mean"} <= set(tags["scalars"])
+    assert len(events.Scalars("charts/episodic_return")) >= 2
+    assert any(tag.startswith("params/") for tag in tags["histograms"])
+    assert tags["images"] == ["videos/greedy_episode"]
+    assert events.Images("videos/greedy_episode")[0].encoded_image_string.startswith(b"GIF8")
+    assert {"config/text_summary"} <= set(tags["tensors"])
+    plugins = events.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
+    assert [p.name for p in run.iterdir() if p.is_dir()] == []  # no add_hparams sub-run
+    assert (run / "episode.gif").read_bytes().startswith(b"GIF8")
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("env_id", "seed", "config", "env_steps", "updates", "train_seconds", "solved", "final_eval"):
+        assert key in summary
+    assert set(summary["final_eval"]["greedy"]) == {"mean", "std", "min", "max"}
+    assert set(summary["final_eval"]["sampled"]) == {"mean", "std", "min", "max"}
+    assert (run / "model.pt").is_file()
+
+
+def test_watch_plays_a_saved_run_into_a_gif(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert train.main(["--max-updates", "1", "--logdir", str(tmp_path), "--no-gif"]) == 0
+    run = only_run(tmp_path)
+    capsys.readouterr()
+    assert train.main(["--watch", str(run), "--watch-episodes", "2", "--max-episode-steps", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    scores = [line for line in lines if "/" in line and not line.startswith(" ")]
+    assert len(scores) == 2 and all(line.endswith("/500") for line in scores)
+    assert (run / "watch_1.gif").is_file() and (run / "watch_2.gif").is_file()
+
+
+def test_preset_seed_is_the_notebooks_setting_and_flags_override_it():
+    config, _ = train.parse_args(["--preset", "seed"])
+    assert (config.num_envs, config.episodes_per_update, config.max_episode_steps, config.max_updates) == (
+        5,
+        5,
+        200,
+        100,
+    )
+    assert not config.stop_when_solved
+    agent = config.agent
+    assert (agent.gamma, agent.normalize, agent.learning_rate, agent.hidden_sizes, agent.activation) == (
+        0.95,
+        "episode",
+        0.01,
+        (16,),
+        "elu",
+    )
+    config, _ = train.parse_args(["--preset", "seed", "--gamma", "0.9", "--hidden-sizes", "8", "8"])
+    assert config.agent.gamma == 0.9 and config.agent.hidden_sizes == (8, 8) and config.max_episode_steps == 200
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_help_lists_every_setting_with_its_default(tmp_path):
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for flag in ("--env", "--seed", "--logdir", "--learning-rate", "--normalize", "--preset", "--watch"):
+        assert flag in result.stdout
+    assert "(default: CartPole-v1)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--gamma", "abc"], "invalid"),
+        (["--gamma", "2"], "gamma must be in [0, 1]"),
+        (["--learning-rate", "-1"], "learning_rate must be > 0"),
+        (["--num-envs", "0"], "num_envs must be >= 1"),
+        (["--normalize", "sometimes"], "invalid choice"),
+        (["--env", "CartPol-v1"], "did you mean CartPole-v1"),
+        (["--watch", "nowhere/model.pt"], "no checkpoint"),
+    ],
+)
+def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, args, message):
+    result = run_cli(*args, "--logdir", "runs", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
