@@ -45,6 +45,12 @@ class AgentConfig:
     normalize: Normalization = field(
         default="batch", metadata={"help": "advantage normalisation: over the batch, per episode, or none"}
     )
+    passes: int = field(
+        default=1, metadata={"help": "gradient passes over each batch (1: textbook; more reuse slightly stale data)"}
+    )
+    minibatch_size: int | None = field(
+        default=None, metadata={"help": "steps per gradient step within a pass (none: the whole batch)"}
+    )
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
@@ -58,6 +64,10 @@ class AgentConfig:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"unknown normalize {self.normalize!r}: choose one of {', '.join(NORMALIZATIONS)}")
+        if self.passes < 1:
+            raise ValueError(f"passes must be >= 1, got {self.passes}")
+        if self.minibatch_size is not None and self.minibatch_size < 1:
+            raise ValueError(f"minibatch_size must be >= 1 or none, got {self.minibatch_size}")
 
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
@@ -162,11 +172,37 @@ class ReinforceAgent:
         return normalize_advantages(returns, batch.valid, self.config.normalize, ids)
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
-        """One gradient step on a batch of complete episodes; returns loss, entropy and gradient norm."""
+        """Learn from a batch of complete episodes; returns loss, entropy and gradient norm.
+
+        By default this is one gradient step on the whole batch, the textbook update. With ``passes`` >
+        1 or a ``minibatch_size``, it makes several steps over shuffled minibatches of the same data
+        (advantages normalised once, over the whole batch); the statistics are then means over the steps.
+        """
         valid = batch.valid
         advantages = self.advantages(batch)[valid]
-        distribution = self.policy(self._observations(batch.observations[valid]))
-        loss = policy_gradient_loss(distribution.log_prob(batch.actions[valid] - self._action_start), advantages)
+        observations = self._observations(batch.observations[valid])
+        actions = batch.actions[valid] - self._action_start
+        n_steps = len(advantages)
+        size = n_steps if self.config.minibatch_size is None else min(self.config.minibatch_size, n_steps)
+        totals = {"policy_loss": 0.0, "entropy": 0.0, "grad_norm": 0.0}
+        gradient_steps = 0
+        for _ in range(self.config.passes):
+            if size == n_steps:
+                minibatches = [(observations, actions, advantages)]
+            else:
+                order = torch.randperm(n_steps, generator=self.generator)
+                minibatches = [(observations[idx], actions[idx], advantages[idx]) for idx in order.split(size)]
+            for minibatch in minibatches:
+                for name, value in self._gradient_step(*minibatch).items():
+                    totals[name] += value
+                gradient_steps += 1
+        return {name: total / gradient_steps for name, total in totals.items()}
+
+    def _gradient_step(
+        self, observations: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor
+    ) -> dict[str, float]:
+        distribution = self.policy(observations)
+        loss = policy_gradient_loss(distribution.log_prob(actions), advantages)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), float("inf"))

@@ -83,8 +83,11 @@ class Policy(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Actions for a batch of observations, drawn with ``generator`` (the most likely ones if
-        ``deterministic``). Bypasses ``torch.distributions``, which has no generator argument."""
-        logits = self.net(observations)
+        ``deterministic``). This runs at every environment step, so it skips ``torch.distributions``
+        (which has no generator argument anyway) and the modules' ``__call__`` bookkeeping."""
+        logits = observations
+        for layer in self.net:
+            logits = layer.forward(logits)
         if self.n_actions == 2:
             logits = logits.squeeze(-1)
             if deterministic:

@@ -15,12 +15,13 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from agents import EpisodeBatch, ReinforceAgent
+from agents.reinforce import episode_ids
 
 
 @dataclass
 class Rollout:
     batch: EpisodeBatch
-    episode_returns: np.ndarray  # undiscounted, one per episode, in order of completion
+    episode_returns: np.ndarray  # undiscounted, one per episode
     episode_lengths: np.ndarray
 
 
@@ -46,44 +47,38 @@ def collect_episodes(
     """
     if env.metadata.get("autoreset_mode") != AutoresetMode.NEXT_STEP:
         raise ValueError("collect_episodes needs a vector environment that autoresets NEXT_STEP")
-    remaining = np.asarray(episodes_per_env, dtype=np.int64).copy()
+    quotas = np.asarray(episodes_per_env, dtype=np.int64)
+    remaining = quotas.copy()
     observations, _ = env.reset(seed=seed)
-    prev_done = np.zeros(env.num_envs, dtype=bool)
-    running_return = np.zeros(env.num_envs)
-    running_length = np.zeros(env.num_envs, dtype=np.int64)
-    returns, lengths = [], []
-    obs_steps, action_steps, reward_steps, term_steps, trunc_steps, valid_steps = [], [], [], [], [], []
-    while remaining.any():
+    obs_steps, action_steps, reward_steps, term_steps, trunc_steps = [], [], [], [], []
+    # The hot loop only steps and stores; masks and statistics are derived afterwards, vectorised.
+    # A NEXT_STEP reset step reports terminated = truncated = False, so every True is an episode end.
+    while remaining.max() > 0:
         actions = act(observations)
-        next_observations, rewards, terminated, truncated, _ = env.step(actions)
-        valid = (remaining > 0) & ~prev_done
-        done = terminated | truncated
         obs_steps.append(observations)
         action_steps.append(actions)
+        observations, rewards, terminated, truncated, _ = env.step(actions)
         reward_steps.append(rewards)
         term_steps.append(terminated)
         trunc_steps.append(truncated)
-        valid_steps.append(valid)
-        running_return += np.where(valid, rewards, 0.0)
-        running_length += valid
-        finished = valid & done
-        if finished.any():
-            returns.extend(running_return[finished].tolist())
-            lengths.extend(running_length[finished].tolist())
-            running_return[finished] = 0.0
-            running_length[finished] = 0
-            remaining -= finished
-        prev_done = done
-        observations = next_observations
+        remaining -= terminated | truncated
+    terminated, truncated = np.stack(term_steps), np.stack(trunc_steps)
+    ends = terminated | truncated
+    after_end = np.zeros_like(ends)
+    after_end[1:] = ends[:-1]
+    ended_before = np.cumsum(ends, axis=0) - ends
+    valid = ~after_end & (ended_before < quotas)
+    rewards = np.stack(reward_steps).astype(np.float32, copy=False)
     batch = EpisodeBatch(
         observations=torch.from_numpy(np.stack(obs_steps).astype(np.float32, copy=False)),
         actions=torch.from_numpy(np.stack(action_steps).astype(np.int64, copy=False)),
-        rewards=torch.from_numpy(np.stack(reward_steps).astype(np.float32, copy=False)),
-        terminated=torch.from_numpy(np.stack(term_steps)),
-        truncated=torch.from_numpy(np.stack(trunc_steps)),
-        valid=torch.from_numpy(np.stack(valid_steps)),
+        rewards=torch.from_numpy(rewards),
+        terminated=torch.from_numpy(terminated),
+        truncated=torch.from_numpy(truncated),
+        valid=torch.from_numpy(valid),
     )
-    return Rollout(batch, np.array(returns), np.array(lengths, dtype=np.int64))
+    _, episode = np.unique(episode_ids(batch.ends)[batch.valid].numpy(), return_inverse=True)
+    return Rollout(batch, np.bincount(episode, rewards[valid]), np.bincount(episode))
 
 
 def evaluate(
