@@ -18,6 +18,7 @@ import sys
 import time
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,23 +26,22 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import VectorEnv
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
-from agents import AgentConfig, CheckpointError, ReinforceAgent
+from agents import AgentConfig, ReinforceAgent
 from envs import (
-    CARTPOLE_OBSERVATION,
+    Rollout,
     collect_episodes,
     describe_returns,
-    display_available,
-    encode_gif,
     evaluate,
-    lean_policy,
-    make_env,
     make_vector_env,
-    play_episode,
+    play,
+    record_gif,
+    run_heuristic,
     split_episodes,
 )
 from envs.factory import VECTORIZATIONS
@@ -195,18 +195,75 @@ def log_gif(writer: SummaryWriter, tag: str, gif: bytes, height: int, width: int
     writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
 
-# ----------------------------------------------------------------------------- modes
+# ----------------------------------------------------------------------------- training
+@dataclass
+class Progress:
+    """Where a run stands after an update."""
+
+    updates: int
+    env_steps: int
+    episodes: int
+    train_seconds: float
+    rollout: Rollout
+    stats: dict[str, float]
+
+
+def build(config: Config) -> tuple[VectorEnv, ReinforceAgent]:
+    """The training environments and a fresh agent, both seeded from ``config.seed``."""
+    torch.set_num_threads(config.threads)
+    env = make_vector_env(config.env, config.num_envs, config.max_episode_steps, config.vectorization)
+    agent = ReinforceAgent(env.single_observation_space, env.single_action_space, config.agent, seed=config.seed)
+    return env, agent
+
+
+def learn(config: Config, env: VectorEnv, agent: ReinforceAgent) -> Iterator[Progress]:
+    """Collect complete episodes and learn from them until the budget runs out, yielding after each update.
+
+    Only collecting and updating are timed: what the caller does between updates (logging, evaluating)
+    is not training time.
+    """
+    quotas = split_episodes(config.episodes_per_update, config.num_envs)
+    updates = env_steps = episodes = 0
+    train_seconds = 0.0
+    while env_steps < config.total_env_steps and (config.max_updates is None or updates < config.max_updates):
+        started = time.perf_counter()
+        rollout = collect_episodes(env, agent.act, quotas, seed=config.seed if updates == 0 else None)
+        stats = agent.update(rollout.batch)
+        train_seconds += time.perf_counter() - started
+        updates += 1
+        env_steps += rollout.batch.num_steps
+        episodes += len(rollout.episode_returns)
+        yield Progress(updates, env_steps, episodes, train_seconds, rollout, stats)
+
+
+class Evaluator:
+    """Evaluation episodes on environments and a random generator of their own (seeded apart from
+    training), so that evaluating, however often, never changes training. ``due`` says whether an
+    update is the first at or after the next multiple of ``eval_every_steps``."""
+
+    def __init__(self, config: Config) -> None:
+        self.seed = int(np.random.SeedSequence([config.seed, 1]).generate_state(1)[0])
+        self.env = make_vector_env(config.env, config.eval_episodes, config.max_episode_steps, config.vectorization)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.episodes = config.eval_episodes
+        self.every = config.eval_every_steps
+        self.next_check = self.every
+        self._seeded = False
+
+    def due(self, env_steps: int) -> bool:
+        if env_steps < self.next_check:
+            return False
+        self.next_check = (env_steps // self.every + 1) * self.every
+        return True
+
+    def __call__(self, agent: ReinforceAgent, deterministic: bool = True) -> np.ndarray:
+        seed = None if self._seeded else self.seed
+        self._seeded = True
+        return evaluate(agent, self.env, self.episodes, deterministic, self.generator, seed)
+
+
 def _stats(returns: np.ndarray) -> dict[str, float]:
-    return {
-        "mean": float(returns.mean()),
-        "std": float(returns.std()),
-        "min": float(returns.min()),
-        "max": float(returns.max()),
-    }
-
-
-def _derived_seed(seed: int, purpose: int) -> int:
-    return int(np.random.SeedSequence([seed, purpose]).generate_state(1)[0])
+    return {name: float(getattr(returns, name)()) for name in ("mean", "std", "min", "max")}
 
 
 def _new_run_dir(config: Config) -> Path:
@@ -218,91 +275,66 @@ def _new_run_dir(config: Config) -> Path:
     return run_dir
 
 
+def log_update(writer: SummaryWriter, progress: Progress, agent: ReinforceAgent, config: Config) -> None:
+    step, returns = progress.env_steps, progress.rollout.episode_returns
+    for suffix in ("", "_min", "_max", "_std"):
+        value = getattr(returns, suffix[1:] or "mean")()
+        writer.add_scalar(f"charts/episodic_return{suffix}", value, step)
+    writer.add_scalar("charts/episodic_length", progress.rollout.episode_lengths.mean(), step)
+    for name, value in progress.stats.items():
+        writer.add_scalar(f"losses/{name}", value, step)
+    writer.add_scalar("charts/learning_rate", agent.optimizer.param_groups[0]["lr"], step)
+    writer.add_scalar("charts/SPS", progress.env_steps / progress.train_seconds, step)
+    if progress.updates % config.histogram_every == 0:
+        for name, parameter in agent.policy.named_parameters():
+            writer.add_histogram(f"params/{name}", parameter, step)
+
+
 def train(config: Config) -> dict[str, Any]:
     """Train until solved or out of budget; save, evaluate, record; return the summary."""
-    torch.set_num_threads(config.threads)
-    env = make_vector_env(config.env, config.num_envs, config.max_episode_steps, config.vectorization)
-    eval_env = make_vector_env(config.env, config.eval_episodes, config.max_episode_steps, config.vectorization)
+    env, agent = build(config)
+    evaluator = Evaluator(config)
     target = config.target_return if config.target_return is not None else env.spec.reward_threshold
-    agent = ReinforceAgent(env.single_observation_space, env.single_action_space, config.agent, seed=config.seed)
-    eval_seed = _derived_seed(config.seed, 1)
-    eval_generator = torch.Generator().manual_seed(eval_seed)
-    quotas = split_episodes(config.episodes_per_update, config.num_envs)
-
     run_dir = _new_run_dir(config)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     writer = SummaryWriter(run_dir)
     writer.add_text("config", "\n".join(f"    {k} = {v}" for k, v in _flat_config(config).items()))
 
-    def check(step: int) -> float:
-        returns = evaluate(
-            agent, eval_env, config.eval_episodes, True, eval_generator, eval_seed if first_eval else None
-        )
-        writer.add_scalar("eval/return_mean", returns.mean(), step)
-        writer.add_scalar("eval/return_std", returns.std(), step)
-        return float(returns.mean())
-
-    env_steps = updates = episodes = 0
-    train_seconds = 0.0
     solved_at: int | None = None
-    first_eval, next_eval = True, config.eval_every_steps
-    progress = tqdm(total=config.total_env_steps, unit="step", disable=None, dynamic_ncols=True)
-    while env_steps < config.total_env_steps and (config.max_updates is None or updates < config.max_updates):
-        started = time.perf_counter()
-        rollout = collect_episodes(env, agent.act, quotas, seed=config.seed if updates == 0 else None)
-        stats = agent.update(rollout.batch)
-        train_seconds += time.perf_counter() - started
-        steps = rollout.batch.num_steps
-        env_steps += steps
-        updates += 1
-        episodes += len(rollout.episode_returns)
-        returns = rollout.episode_returns
-        for name, value in (
-            ("", returns.mean()),
-            ("_min", returns.min()),
-            ("_max", returns.max()),
-            ("_std", returns.std()),
-        ):
-            writer.add_scalar(f"charts/episodic_return{name}", value, env_steps)
-        writer.add_scalar("charts/episodic_length", rollout.episode_lengths.mean(), env_steps)
-        for name, value in stats.items():
-            writer.add_scalar(f"losses/{name}", value, env_steps)
-        writer.add_scalar("charts/learning_rate", agent.optimizer.param_groups[0]["lr"], env_steps)
-        writer.add_scalar("charts/SPS", env_steps / train_seconds, env_steps)
-        if updates % config.histogram_every == 0:
-            for name, parameter in agent.policy.named_parameters():
-                writer.add_histogram(f"params/{name}", parameter, env_steps)
-        if updates % config.print_every == 0:
-            progress.write(f"update {updates:4d}  steps {env_steps:7d}  {describe_returns(returns)}")
-        progress.update(steps)
-        progress.set_postfix(ret=f"{returns.mean():.1f}")
-        if env_steps >= next_eval:
-            next_eval += config.eval_every_steps * (1 + (env_steps - next_eval) // config.eval_every_steps)
-            mean = check(env_steps)
-            first_eval = False
-            if target is not None and mean >= target and solved_at is None:
-                solved_at = env_steps
-                progress.write(f"solved at {env_steps} env steps: greedy mean {mean:.1f} >= {target:g}")
+    bar = tqdm(total=config.total_env_steps, unit="step", disable=None, dynamic_ncols=True)
+    for progress in learn(config, env, agent):
+        log_update(writer, progress, agent, config)
+        returns = progress.rollout.episode_returns
+        bar.update(progress.rollout.batch.num_steps)
+        bar.set_postfix(ret=f"{returns.mean():.1f}")
+        if progress.updates % config.print_every == 0:
+            bar.write(f"update {progress.updates:4d}  steps {progress.env_steps:7d}  {describe_returns(returns)}")
+        if evaluator.due(progress.env_steps):
+            greedy = evaluator(agent)
+            writer.add_scalar("eval/return_mean", greedy.mean(), progress.env_steps)
+            writer.add_scalar("eval/return_std", greedy.std(), progress.env_steps)
+            if target is not None and greedy.mean() >= target and solved_at is None:
+                solved_at = progress.env_steps
+                bar.write(f"solved at {solved_at} env steps: greedy mean {greedy.mean():.1f} >= {target:g}")
                 if config.stop_when_solved:
                     break
-    progress.close()
+    bar.close()
     agent.save(run_dir / "model.pt")
 
-    greedy = evaluate(agent, eval_env, config.eval_episodes, True, eval_generator, eval_seed if first_eval else None)
-    sampled = evaluate(agent, eval_env, config.eval_episodes, False, eval_generator)
+    greedy, sampled = evaluator(agent), evaluator(agent, deterministic=False)
     if solved_at is None and target is not None and greedy.mean() >= target:
-        solved_at = env_steps
-    writer.add_scalar("eval/return_mean", greedy.mean(), env_steps)
-    writer.add_scalar("eval/return_std", greedy.std(), env_steps)
+        solved_at = progress.env_steps
+    writer.add_scalar("eval/return_mean", greedy.mean(), progress.env_steps)
+    writer.add_scalar("eval/return_std", greedy.std(), progress.env_steps)
     log_hparams(writer, config, {"eval/final_return_mean": float(greedy.mean())})
     summary = {
         "env_id": config.env,
         "seed": config.seed,
         "config": asdict(config),
-        "env_steps": env_steps,
-        "updates": updates,
-        "episodes": episodes,
-        "train_seconds": round(train_seconds, 3),
+        "env_steps": progress.env_steps,
+        "updates": progress.updates,
+        "episodes": progress.episodes,
+        "train_seconds": round(progress.train_seconds, 3),
         "target_return": target,
         "solved": solved_at is not None,
         "solved_at_env_steps": solved_at,
@@ -317,20 +349,16 @@ def train(config: Config) -> dict[str, Any]:
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if config.gif:
-        render_env = make_env(config.env, config.max_episode_steps, render_mode="rgb_array")
-        episode = play_episode(agent, render_env, seed=eval_seed)
-        render_env.close()
-        fps = render_env.metadata.get("render_fps", 30) / 2
-        gif, height, width = encode_gif(episode.frames[::2], fps)
+        gif, height, width = record_gif(agent, config.env, config.max_episode_steps, seed=evaluator.seed)
         (run_dir / "episode.gif").write_bytes(gif)
-        log_gif(writer, "videos/greedy_episode", gif, height, width, env_steps)
+        log_gif(writer, "videos/greedy_episode", gif, height, width, progress.env_steps)
     writer.close()
     env.close()
-    eval_env.close()
+    evaluator.env.close()
 
     print(
-        f"{'solved' if solved_at is not None else 'not solved'} after {env_steps} env steps, {updates} updates, "
-        f"{train_seconds:.2f} s of training"
+        f"{'solved' if solved_at is not None else 'not solved'} after {progress.env_steps} env steps, "
+        f"{progress.updates} updates, {progress.train_seconds:.2f} s of training"
     )
     print(f"final evaluation, {config.eval_episodes} episodes: greedy {describe_returns(greedy)}")
     print(f"                                      sampled {describe_returns(sampled)}")
@@ -339,40 +367,16 @@ def train(config: Config) -> dict[str, Any]:
     return summary
 
 
-def heuristic(config: Config) -> np.ndarray:
-    """The notebook's hard-coded policy on CartPole, over ``eval_episodes`` episodes."""
-    env = make_vector_env(config.env, config.eval_episodes, config.max_episode_steps, config.vectorization)
-    observations, _ = env.reset(seed=config.seed)
-    print("first observation:", ", ".join(f"{n} {v:+.4f}" for n, v in zip(CARTPOLE_OBSERVATION, observations[0])))
-    quotas = split_episodes(config.eval_episodes, env.num_envs)
-    returns = collect_episodes(env, lean_policy, quotas, seed=config.seed).episode_returns
-    env.close()
-    print(describe_returns(returns))
-    return returns
-
-
 def watch(config: Config, target: str) -> None:
-    """Play a saved agent: on screen when there is a display, else into a GIF beside the model."""
+    """Play a saved agent (a run folder or a model file) in the environment it was trained on."""
     path = Path(target)
     model = path / "model.pt" if path.is_dir() else path
-    saved = path / "config.json" if path.is_dir() else path.parent / "config.json"
+    saved = model.parent / "config.json"
     if saved.is_file():
         run = json.loads(saved.read_text())
         config = dataclasses.replace(config, env=run["env"], max_episode_steps=run["max_episode_steps"])
     agent = ReinforceAgent.load(model)
-    render_mode = "human" if display_available() else "rgb_array"
-    env = make_env(config.env, config.max_episode_steps, render_mode=render_mode)
-    if env.observation_space != agent.observation_space or env.action_space != agent.action_space:
-        raise CheckpointError(f"{model} was saved for other spaces than {config.env}'s: pass the right --env")
-    limit = env.spec.max_episode_steps
-    for index in range(config.watch_episodes):
-        episode = play_episode(agent, env, seed=config.seed + index)
-        print(f"{episode.total_reward:g}/{limit}" if limit else f"{episode.total_reward:g}")
-        if render_mode == "rgb_array":
-            gif = model.parent / f"watch_{index + 1}.gif"
-            gif.write_bytes(encode_gif(episode.frames[::2], env.metadata.get("render_fps", 30) / 2)[0])
-            print(f"  no display: wrote {gif}")
-    env.close()
+    play(agent, config.env, config.max_episode_steps, config.watch_episodes, config.seed, model.parent)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.watch:
             watch(config, args.watch)
         elif args.heuristic:
-            heuristic(config)
+            run_heuristic(config.env, config.eval_episodes, config.max_episode_steps, config.seed)
         else:
             train(config)
     except (ValueError, OSError) as error:

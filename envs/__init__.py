@@ -1,8 +1,8 @@
 """Environment construction and environment-side helpers: rollouts, evaluation, playing, baselines."""
 
 from envs.factory import check_env_id, make_env, make_vector_env
-from envs.heuristic import CARTPOLE_OBSERVATION, describe_returns, lean_policy
-from envs.play import display_available, encode_gif, play_episode
+from envs.heuristic import CARTPOLE_OBSERVATION, describe_returns, lean_policy, run_heuristic
+from envs.play import display_available, encode_gif, play, play_episode, record_gif
 from envs.rollout import Rollout, collect_episodes, evaluate, split_episodes
 
 __all__ = [
@@ -17,6 +17,9 @@ __all__ = [
     "lean_policy",
     "make_env",
     "make_vector_env",
+    "play",
     "play_episode",
+    "record_gif",
+    "run_heuristic",
     "split_episodes",
 ]

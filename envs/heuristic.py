@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from envs.factory import make_vector_env
+from envs.rollout import collect_episodes, split_episodes
+
 CARTPOLE_OBSERVATION = ("cart position", "cart velocity", "pole angle", "pole angular velocity")
 
 
@@ -16,3 +19,17 @@ def describe_returns(returns: np.ndarray) -> str:
     """The notebook's statistics line."""
     returns = np.asarray(returns, dtype=np.float64)
     return f"Mean: {returns.mean():.1f}, Std: {returns.std():.2f}, Min: {returns.min():g}, Max: {returns.max():g}"
+
+
+def run_heuristic(env_id: str, episodes: int, max_episode_steps: int | None, seed: int) -> np.ndarray:
+    """Play ``episodes`` episodes of CartPole with ``lean_policy``; print the first observation, named,
+    and the notebook's statistics line."""
+    if not env_id.startswith("CartPole"):
+        raise ValueError(f"the hard-coded policy reads CartPole's pole angle: it cannot play {env_id}")
+    env = make_vector_env(env_id, episodes, max_episode_steps)
+    observations, _ = env.reset(seed=seed)
+    print("first observation:", ", ".join(f"{n} {v:+.4f}" for n, v in zip(CARTPOLE_OBSERVATION, observations[0])))
+    returns = collect_episodes(env, lean_policy, split_episodes(episodes, env.num_envs), seed=seed).episode_returns
+    env.close()
+    print(describe_returns(returns))
+    return returns

@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 from PIL import Image
 
-from agents import ReinforceAgent
+from agents import CheckpointError, ReinforceAgent
+from envs.factory import make_env
 
 # pygame must not look for a display when rendering to arrays (servers, CI).
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -53,3 +55,32 @@ def encode_gif(frames: list[np.ndarray], fps: float, scale: float = 0.5) -> tupl
 
 def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def record_gif(agent: ReinforceAgent, env_id: str, max_episode_steps: int | None, seed: int) -> tuple[bytes, int, int]:
+    """One greedy episode rendered headless, every other frame, as a GIF (bytes, height, width)."""
+    env = make_env(env_id, max_episode_steps, render_mode="rgb_array")
+    episode = play_episode(agent, env, seed=seed)
+    env.close()
+    return encode_gif(episode.frames[::2], env.metadata.get("render_fps", 30) / 2)
+
+
+def play(
+    agent: ReinforceAgent, env_id: str, max_episode_steps: int | None, episodes: int, seed: int, gif_dir: Path
+) -> None:
+    """Play greedy episodes in a window when there is a display, else into ``gif_dir/watch_N.gif``;
+    print each return over the time limit, as the seed notebook did."""
+    render_mode = "human" if display_available() else "rgb_array"
+    env = make_env(env_id, max_episode_steps, render_mode=render_mode)
+    if env.observation_space != agent.observation_space or env.action_space != agent.action_space:
+        env.close()
+        raise CheckpointError(f"the agent was saved for other spaces than {env_id}'s: pass the right --env")
+    limit = env.spec.max_episode_steps
+    for index in range(episodes):
+        episode = play_episode(agent, env, seed=seed + index)
+        print(f"{episode.total_reward:g}/{limit}" if limit else f"{episode.total_reward:g}")
+        if render_mode == "rgb_array":
+            path = gif_dir / f"watch_{index + 1}.gif"
+            path.write_bytes(encode_gif(episode.frames[::2], env.metadata.get("render_fps", 30) / 2)[0])
+            print(f"  no display: wrote {path}")
+    env.close()
