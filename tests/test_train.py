@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
@@ -129,3 +130,49 @@ def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, args, message):
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def scalars(run, exclude=("charts/SPS",)):
+    events = EventAccumulator(str(run))
+    events.Reload()
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"] if tag not in exclude
+    }
+
+
+def test_same_seed_gives_the_same_curves(tmp_path):
+    args = ["--total-env-steps", "6000", "--eval-every-steps", "2000", "--no-gif", "--seed", "3"]
+    for name in ("a", "b"):
+        assert train.main([*args, "--logdir", str(tmp_path / name)]) == 0
+    first, second = scalars(only_run(tmp_path / "a")), scalars(only_run(tmp_path / "b"))
+    assert "eval/return_mean" in first and len(first["charts/episodic_return"]) > 3
+    assert first == second
+
+
+def test_evaluating_never_changes_training():
+    def parameters_after(updates, evaluate_every_update):
+        config, _ = train.parse_args(["--max-updates", str(updates), "--eval-episodes", "10", "--seed", "2"])
+        env, agent = train.build(config)
+        evaluator = train.Evaluator(config)
+        for _ in train.learn(config, env, agent):
+            if evaluate_every_update:
+                evaluator(agent)
+                evaluator(agent, deterministic=False)
+        return [p.detach().clone() for p in agent.policy.parameters()]
+
+    plain, evaluated = parameters_after(5, False), parameters_after(5, True)
+    assert all(torch.equal(a, b) for a, b in zip(plain, evaluated))
+
+
+def test_evaluation_is_due_at_the_first_update_past_each_multiple():
+    config, _ = train.parse_args(["--eval-every-steps", "5000", "--eval-episodes", "2"])
+    evaluator = train.Evaluator(config)
+    assert [evaluator.due(s) for s in (4999, 5000, 5001, 9999, 16000, 19999, 20000)] == [
+        False,
+        True,
+        False,
+        False,
+        True,
+        False,
+        True,
+    ]

@@ -1,0 +1,194 @@
+"""How fast do the defaults solve CartPole-v1? The protocol of issue 8, the same as the peers' figures:
+
+- solved = the first check at which 100 evaluation episodes on fresh seeds average >= 475; a check at the
+  first update boundary at or after every 5,000 training env steps; budget 500,000 env steps;
+- greedy criterion: the evaluation acts greedily; sampled criterion (stricter): it samples from the policy;
+- training wall-clock excludes evaluation and set-up.
+
+A run goes on after the greedy solve until the sampled one (or the budget). Evaluation has its own
+environments and random generator, so a run trains identically however often it is evaluated.
+
+    python bench/solve.py                          # seeds 1-20, both criteria, then a default `python train.py`
+    python bench/solve.py --seeds 1-5 --out solve.json --plot curves.png
+    python bench/solve.py --seeds 1-3 -- --learning-rate 0.01   # after --, train.py settings to try
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import train  # noqa: E402
+
+CRITERIA = ("greedy", "sampled")
+
+
+def parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        seeds += range(int(first), int(last or first) + 1)
+    return seeds
+
+
+def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, settings: list[str]) -> dict:
+    """Train one seed under the protocol; return, per criterion, where it was solved, and the curve."""
+    args = [*settings, "--seed", str(seed), "--total-env-steps", str(budget), "--eval-every-steps", str(check_every)]
+    config, _ = train.parse_args(args)
+    env, agent = train.build(config)
+    evaluator = train.Evaluator(config)
+    target = env.spec.reward_threshold
+    solved: dict[str, dict | None] = dict.fromkeys(criteria)
+    curve = []
+    for progress in train.learn(config, env, agent):
+        if not evaluator.due(progress.env_steps):
+            continue
+        point = {"env_steps": progress.env_steps}
+        for criterion in criteria:
+            point[criterion] = float(evaluator(agent, deterministic=criterion == "greedy").mean())
+            if solved[criterion] is None and point[criterion] >= target:
+                solved[criterion] = {
+                    "updates": progress.updates,
+                    "episodes": progress.episodes,
+                    "env_steps": progress.env_steps,
+                    "train_seconds": progress.train_seconds,
+                    "sps": progress.env_steps / progress.train_seconds,
+                }
+        curve.append(point)
+        if all(solved.values()):
+            break
+    env.close()
+    evaluator.env.close()
+    return {"seed": seed, "solved": solved, "curve": curve}
+
+
+def median(values: list[float]) -> float:
+    """Median counting an unsolved seed as infinitely slow."""
+    return float(np.median(values)) if values else float("inf")
+
+
+def summarise(runs: list[dict], criterion: str) -> dict:
+    results = [run["solved"][criterion] for run in runs]
+    slow = [r or {"env_steps": float("inf"), "train_seconds": float("inf")} for r in results]
+    return {
+        "solved": sum(r is not None for r in results),
+        "seeds": len(results),
+        "median_env_steps": median([r["env_steps"] for r in slow]),
+        "median_train_seconds": median([r["train_seconds"] for r in slow]),
+    }
+
+
+def print_table(runs: list[dict], criteria: tuple[str, ...]) -> None:
+    columns = "solved updates episodes env_steps train_s SPS"
+    print("seed | " + " | ".join(f"{c}: {columns}" for c in criteria))
+    for run in runs:
+        cells = []
+        for criterion in criteria:
+            r = run["solved"][criterion]
+            if r is None:
+                cells.append("no".ljust(46))
+                continue
+            cells.append(
+                f"yes {r['updates']:5d} {r['episodes']:6d} {r['env_steps']:8d} "
+                f"{r['train_seconds']:7.3f} {r['sps']:8.0f}"
+            )
+        print(f"{run['seed']:4d} | " + " | ".join(cells))
+    for criterion in criteria:
+        s = summarise(runs, criterion)
+        print(
+            f"{criterion}: solved {s['solved']}/{s['seeds']}, median env steps {s['median_env_steps']:.0f}, "
+            f"median train seconds {s['median_train_seconds']:.3f}"
+        )
+
+
+def time_train_py() -> dict:
+    """Whole-process wall time and peak memory of a default `python train.py`, imports included."""
+    with tempfile.TemporaryDirectory() as logdir:
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "train.py"), "--logdir", logdir], capture_output=True, text=True, cwd=ROOT
+        )
+        wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"python train.py failed: {result.stderr.strip().splitlines()[-1]}")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"wall_seconds": wall, "peak_rss_mb": peak_mb, "last_lines": result.stdout.strip().splitlines()[:2]}
+
+
+def plot(runs: list[dict], criteria: tuple[str, ...], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit('--plot needs matplotlib: pip install -e ".[plot]"') from None
+    figure, axes = plt.subplots(1, len(criteria), figsize=(6 * len(criteria), 4), squeeze=False)
+    for axis, criterion in zip(axes[0], criteria):
+        for run in runs:
+            steps = [p["env_steps"] for p in run["curve"]]
+            axis.plot(steps, [p[criterion] for p in run["curve"]], alpha=0.35, lw=1)
+        grid = sorted({p["env_steps"] // 5000 * 5000 for run in runs for p in run["curve"]})
+        # the mean over the seeds still running at each check (a solved seed stops being evaluated)
+        means = [
+            np.mean([p[criterion] for run in runs for p in run["curve"] if p["env_steps"] // 5000 * 5000 == g])
+            for g in grid
+        ]
+        axis.plot(grid, means, color="black", lw=2, label="mean of the seeds still running")
+        axis.axhline(475, color="red", ls="--", lw=1, label="solved (475)")
+        axis.set(title=f"CartPole-v1, {criterion} evaluation", xlabel="env steps", ylabel="100-episode mean return")
+        axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    settings = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="1-20", help="e.g. 1-20 or 1,3,5 (default: 1-20)")
+    parser.add_argument("--criterion", choices=("greedy", "sampled", "both"), default="both")
+    parser.add_argument("--budget", type=int, default=500_000, help="env steps per seed (default: 500000)")
+    parser.add_argument("--check-every", type=int, default=5_000, help="env steps between checks (default: 5000)")
+    parser.add_argument("--out", help="write the results as JSON")
+    parser.add_argument("--plot", help="write a PNG of the evaluation curves (needs matplotlib)")
+    parser.add_argument("--no-process", action="store_true", help="skip timing a whole `python train.py`")
+    args = parser.parse_args(argv)
+    criteria = CRITERIA if args.criterion == "both" else (args.criterion,)
+
+    runs = []
+    for seed in parse_seeds(args.seeds):
+        runs.append(solve(seed, criteria, args.budget, args.check_every, settings))
+        print(f"seed {seed} done", file=sys.stderr, flush=True)
+    print_table(runs, criteria)
+    report = {
+        "settings": settings,
+        "criteria": {c: summarise(runs, c) for c in criteria},
+        "runs": runs,
+    }
+    if not args.no_process:
+        report["train_py"] = time_train_py()
+        print(
+            f"python train.py (whole process, imports included): {report['train_py']['wall_seconds']:.2f} s wall, "
+            f"peak RSS {report['train_py']['peak_rss_mb']:.0f} MB"
+        )
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2))
+    if args.plot:
+        plot(runs, criteria, args.plot)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Training throughput beside the simulator's own speed, measured in the same run.
+
+For each number of environments N: env-steps per second of training with the defaults (collecting
+complete episodes and updating; evaluation off), and of Gymnasium's vector environment stepped with
+random actions and nothing else. The ratio says how much of the machine the training loop leaves to
+the simulator. Training starts from a fresh agent, so its first updates play short episodes.
+
+    python bench/throughput.py                     # N = 1, 16, 256, 1024
+    python bench/throughput.py --envs 256 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import train  # noqa: E402
+from envs import make_vector_env  # noqa: E402
+
+
+def training_sps(num_envs: int, seconds: float, settings: list[str]) -> float:
+    """Env steps per second of training time, over updates until ``seconds`` of training have passed."""
+    args = [*settings, "--num-envs", str(num_envs), "--episodes-per-update", str(num_envs)]
+    config, _ = train.parse_args([*args, "--total-env-steps", str(10**12)])
+    env, agent = train.build(config)
+    for progress in train.learn(config, env, agent):
+        if progress.train_seconds >= seconds:
+            break
+    env.close()
+    return progress.env_steps / progress.train_seconds
+
+
+def raw_sps(num_envs: int, seconds: float) -> float:
+    """Env steps per second of the bare vector environment with random actions (drawn beforehand)."""
+    env = make_vector_env("CartPole-v1", num_envs)
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).integers(0, 2, size=(1024, num_envs))
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for row in actions:
+            env.step(row)
+        steps += len(actions) * num_envs
+    elapsed = time.perf_counter() - started
+    env.close()
+    return steps / elapsed
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    settings = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", default="1,16,256,1024", help="values of N (default: 1,16,256,1024)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per row and side (default: 5)")
+    parser.add_argument("--out", help="write the results as JSON")
+    args = parser.parse_args(argv)
+
+    rows = []
+    print(f"{'N':>6} | {'training SPS':>12} | {'raw env SPS':>12} | ratio")
+    for num_envs in (int(n) for n in args.envs.split(",")):
+        trained, raw = training_sps(num_envs, args.seconds, settings), raw_sps(num_envs, args.seconds)
+        rows.append({"num_envs": num_envs, "training_sps": trained, "raw_sps": raw, "ratio": trained / raw})
+        print(f"{num_envs:6d} | {trained:12,.0f} | {raw:12,.0f} | {trained / raw:5.1%}", flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"settings": settings, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Smoke runs of the benchmark scripts, so that they keep working (their figures come from full runs)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(script, *args):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_solve_smoke(tmp_path):
+    out = tmp_path / "solve.json"
+    stdout = run("solve.py", "--seeds", "1-2", "--budget", "12000", "--no-process", "--out", str(out))
+    assert "greedy: solved" in stdout and "sampled: solved" in stdout
+    report = json.loads(out.read_text())
+    assert [r["seed"] for r in report["runs"]] == [1, 2]
+    for run_ in report["runs"]:
+        steps = [point["env_steps"] for point in run_["curve"]]
+        assert steps and all(b - a >= 1 for a, b in zip(steps, steps[1:]))
+        assert all(s >= 5000 * (i + 1) for i, s in enumerate(steps))  # a check per 5,000 steps, not before
+
+
+def test_throughput_smoke():
+    stdout = run("throughput.py", "--envs", "4", "--seconds", "0.3")
+    row = stdout.strip().splitlines()[-1].split("|")
+    assert int(row[0]) == 4 and float(row[1].replace(",", "")) > 0 and float(row[2].replace(",", "")) > 0
