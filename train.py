@@ -36,6 +36,7 @@ from agents import AgentConfig, ReinforceAgent
 from envs import (
     Rollout,
     collect_episodes,
+    derive_seed,
     describe_returns,
     evaluate,
     make_vector_env,
@@ -196,6 +197,9 @@ def log_gif(writer: SummaryWriter, tag: str, gif: bytes, height: int, width: int
 
 
 # ----------------------------------------------------------------------------- training
+TRAINING, EVALUATION, VIDEO = range(3)  # the random streams derived from a run's seed
+
+
 @dataclass
 class Progress:
     """Where a run stands after an update."""
@@ -227,7 +231,7 @@ def learn(config: Config, env: VectorEnv, agent: ReinforceAgent) -> Iterator[Pro
     train_seconds = 0.0
     while env_steps < config.total_env_steps and (config.max_updates is None or updates < config.max_updates):
         started = time.perf_counter()
-        rollout = collect_episodes(env, agent.act, quotas, seed=config.seed if updates == 0 else None)
+        rollout = collect_episodes(env, agent.act, quotas, seed=derive_seed(config.seed, TRAINING, updates))
         stats = agent.update(rollout.batch)
         train_seconds += time.perf_counter() - started
         updates += 1
@@ -237,18 +241,17 @@ def learn(config: Config, env: VectorEnv, agent: ReinforceAgent) -> Iterator[Pro
 
 
 class Evaluator:
-    """Evaluation episodes on environments and a random generator of their own (seeded apart from
-    training), so that evaluating, however often, never changes training. ``due`` says whether an
-    update is the first at or after the next multiple of ``eval_every_steps``."""
+    """Evaluation episodes on environments of their own, each evaluation seeded afresh (environments and
+    sampling) from the run's seed, so that evaluating, however often, never changes training. ``due``
+    says whether an update is the first at or after the next multiple of ``eval_every_steps``."""
 
     def __init__(self, config: Config) -> None:
-        self.seed = int(np.random.SeedSequence([config.seed, 1]).generate_state(1)[0])
+        self.seed = config.seed
         self.env = make_vector_env(config.env, config.eval_episodes, config.max_episode_steps, config.vectorization)
-        self.generator = torch.Generator().manual_seed(self.seed)
         self.episodes = config.eval_episodes
         self.every = config.eval_every_steps
         self.next_check = self.every
-        self._seeded = False
+        self.evaluations = 0
 
     def due(self, env_steps: int) -> bool:
         if env_steps < self.next_check:
@@ -257,9 +260,10 @@ class Evaluator:
         return True
 
     def __call__(self, agent: ReinforceAgent, deterministic: bool = True) -> np.ndarray:
-        seed = None if self._seeded else self.seed
-        self._seeded = True
-        return evaluate(agent, self.env, self.episodes, deterministic, self.generator, seed)
+        seed = derive_seed(self.seed, EVALUATION, self.evaluations)
+        self.evaluations += 1
+        generator = torch.Generator().manual_seed(seed)
+        return evaluate(agent, self.env, self.episodes, deterministic, generator, seed)
 
 
 def _stats(returns: np.ndarray) -> dict[str, float]:
@@ -349,7 +353,8 @@ def train(config: Config) -> dict[str, Any]:
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if config.gif:
-        gif, height, width = record_gif(agent, config.env, config.max_episode_steps, seed=evaluator.seed)
+        seed = derive_seed(config.seed, VIDEO)
+        gif, height, width = record_gif(agent, config.env, config.max_episode_steps, seed=seed)
         (run_dir / "episode.gif").write_bytes(gif)
         log_gif(writer, "videos/greedy_episode", gif, height, width, progress.env_steps)
     writer.close()

@@ -25,6 +25,16 @@ class Rollout:
     episode_lengths: np.ndarray
 
 
+def derive_seed(seed: int, *keys: int) -> int:
+    """A seed for one purpose (training update k, evaluation k, ...) derived from the run's seed.
+
+    Each call of ``collect_episodes`` is seeded afresh this way, so a batch depends only on the run's
+    seed, its index and the policy: a resumed run needs no environment state, and evaluating does not
+    disturb training.
+    """
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
+
+
 def split_episodes(total: int, num_envs: int) -> np.ndarray:
     """How many episodes each of ``num_envs`` environments plays so that they add up to ``total``."""
     quotas = np.full(num_envs, total // num_envs)
@@ -42,8 +52,9 @@ def collect_episodes(
 
     Every environment plays its whole quota whatever the episodes' lengths, so the batch is an
     unbiased sample of the current policy (stopping at the first N finished episodes would favour
-    short ones). Environments that are done idle, masked, until the last one finishes. Pass ``seed``
-    only on the first call: later resets continue each environment's random stream.
+    short ones). Environments that are done idle, masked, until the last one finishes. ``seed`` reseeds
+    the environments (give a new one per call, see ``derive_seed``); without it, their random streams
+    continue.
     """
     if env.metadata.get("autoreset_mode") != AutoresetMode.NEXT_STEP:
         raise ValueError("collect_episodes needs a vector environment that autoresets NEXT_STEP")
