@@ -45,6 +45,9 @@ class AgentConfig:
     normalize: Normalization = field(
         default="batch", metadata={"help": "advantage normalisation: over the batch, per episode, or none"}
     )
+    normalize_observations: bool = field(
+        default=False, metadata={"help": "scale the policy's inputs by running statistics, updated after each update"}
+    )
     passes: int = field(
         default=1, metadata={"help": "gradient passes over each batch (1: textbook; more reuse slightly stale data)"}
     )
@@ -101,6 +104,36 @@ def space_from_dict(data: dict[str, Any]) -> spaces.Space:
     raise CheckpointError(f"unknown space type {data['type']!r} in checkpoint")
 
 
+def save_atomically(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, flushed and synced, then renamed over
+    ``path``: a crash at any point leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_safely(path: str | os.PathLike) -> Any:
+    """``torch.load(weights_only=True)``, which never runs code from the file, with one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: give the path of a model.pt or of a run folder")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # an untrusted file can fail the unpickler in many ways; all mean "unreadable"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (corrupt, truncated or unsafe: {reason[:200]})"
+        ) from None
+
+
 class ReinforceAgent:
     """Vanilla policy gradient (REINFORCE, Williams 1992) for discrete actions.
 
@@ -136,7 +169,13 @@ class ReinforceAgent:
         with torch.random.fork_rng():
             if seed is not None:
                 torch.manual_seed(seed)
-            self.policy = Policy(self.obs_dim, int(action_space.n), self.config.hidden_sizes, self.config.activation)
+            self.policy = Policy(
+                self.obs_dim,
+                int(action_space.n),
+                self.config.hidden_sizes,
+                self.config.activation,
+                self.config.normalize_observations,
+            )
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
 
     def _observations(self, observations: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -172,11 +211,14 @@ class ReinforceAgent:
         return normalize_advantages(returns, batch.valid, self.config.normalize, ids)
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
-        """Learn from a batch of complete episodes; returns loss, entropy and gradient norm.
+        """Learn from a batch of complete episodes; returns loss, entropy, gradient norm and the
+        number of gradient steps skipped because their loss or gradient was not finite.
 
         By default this is one gradient step on the whole batch, the textbook update. With ``passes`` >
         1 or a ``minibatch_size``, it makes several steps over shuffled minibatches of the same data
         (advantages normalised once, over the whole batch); the statistics are then means over the steps.
+        With ``normalize_observations``, the batch's observations update the input statistics after
+        the gradient steps, so that the steps use the statistics the actions were sampled with.
         """
         valid = batch.valid
         advantages = self.advantages(batch)[valid]
@@ -185,7 +227,7 @@ class ReinforceAgent:
         n_steps = len(advantages)
         size = n_steps if self.config.minibatch_size is None else min(self.config.minibatch_size, n_steps)
         totals = {"policy_loss": 0.0, "entropy": 0.0, "grad_norm": 0.0}
-        gradient_steps = 0
+        gradient_steps = skipped = 0
         for _ in range(self.config.passes):
             if size == n_steps:
                 minibatches = [(observations, actions, advantages)]
@@ -193,25 +235,35 @@ class ReinforceAgent:
                 order = torch.randperm(n_steps, generator=self.generator)
                 minibatches = [(observations[idx], actions[idx], advantages[idx]) for idx in order.split(size)]
             for minibatch in minibatches:
-                for name, value in self._gradient_step(*minibatch).items():
+                stats, applied = self._gradient_step(*minibatch)
+                for name, value in stats.items():
                     totals[name] += value
                 gradient_steps += 1
-        return {name: total / gradient_steps for name, total in totals.items()}
+                skipped += not applied
+        if self.config.normalize_observations and not skipped:
+            self.policy.update_normalizer(observations)
+        return {name: total / gradient_steps for name, total in totals.items()} | {"skipped_steps": skipped}
 
     def _gradient_step(
         self, observations: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor
-    ) -> dict[str, float]:
+    ) -> tuple[dict[str, float], bool]:
+        """One Adam step, unless the loss or the gradient is not finite: then the weights stay as they
+        are and the step reports ``False``."""
         distribution = self.policy(observations)
         loss = policy_gradient_loss(distribution.log_prob(actions), advantages)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), float("inf"))
-        self.optimizer.step()
-        return {
+        applied = bool(torch.isfinite(loss) and torch.isfinite(grad_norm))
+        if applied:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        stats = {
             "policy_loss": loss.item(),
             "entropy": distribution.entropy().mean().item(),
             "grad_norm": grad_norm.item(),
         }
+        return stats, applied
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to act and to continue training, as tensors and plain Python data."""
@@ -227,17 +279,7 @@ class ReinforceAgent:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the agent to ``path`` atomically: a crash mid-write leaves any older file intact."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                torch.save(self.state_dict(), file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_atomically(self.state_dict(), path)
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> ReinforceAgent:
@@ -257,16 +299,7 @@ class ReinforceAgent:
     @classmethod
     def load(cls, path: str | os.PathLike) -> ReinforceAgent:
         """Load an agent saved by ``save``; never runs code from the file (``weights_only=True``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"no checkpoint at {path}: give the path of a model.pt or of a run folder")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # an untrusted file can fail the unpickler in many ways; all mean "unreadable"
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise CheckpointError(
-                f"{path} is not a readable checkpoint (corrupt, truncated or unsafe: {reason[:200]})"
-            ) from None
+        state = load_safely(path)
         try:
             return cls.from_state_dict(state)
         except CheckpointError as error:

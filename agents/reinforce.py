@@ -42,11 +42,49 @@ class BinaryBernoulli(Bernoulli):
         return (self.logits > 0).long()
 
 
+class ObservationNormalizer(nn.Module):
+    """Centres and scales observations by their running mean and standard deviation.
+
+    The statistics are buffers (saved with the policy) and change only when ``update`` is called, so
+    the policy is a fixed function between updates: the log-probabilities at update time are the ones
+    the actions were sampled with.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
+        self.register_buffer("shift", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return (observations - self.shift) * self.scale
+
+    @torch.no_grad()
+    def update(self, observations: torch.Tensor) -> None:
+        """Merge a batch's statistics into the running ones (Chan et al.'s parallel update)."""
+        batch = observations.reshape(-1, self.mean.numel()).double()
+        n = batch.shape[0]
+        if n == 0:
+            return
+        total = self.count + n
+        delta = batch.mean(0) - self.mean
+        batch_var = batch.var(0, unbiased=False)
+        self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
+        self.mean.add_(delta * n / total)
+        self.count.copy_(total)
+        self.shift.copy_(self.mean)
+        # a feature that never varies (so far) is only centred, not blown up
+        self.scale.copy_(torch.where(self.var > 1e-8, self.var.rsqrt(), torch.ones_like(self.var)))
+
+
 class Policy(nn.Module):
     """An MLP from flat observations to a distribution over ``n_actions`` discrete actions.
 
     Two actions use the seed notebook's head: one logit, a Bernoulli on "action 1" (with one hidden
     layer of 16 units on CartPole that is its 97 parameters). More actions use a Categorical head.
+    With ``normalize_observations`` the inputs first pass an ``ObservationNormalizer``.
     """
 
     def __init__(
@@ -55,6 +93,7 @@ class Policy(nn.Module):
         n_actions: int,
         hidden_sizes: Sequence[int] = (16,),
         activation: str = "elu",
+        normalize_observations: bool = False,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -69,12 +108,24 @@ class Policy(nn.Module):
         self.n_actions = n_actions
         layers.append(nn.Linear(width, 1 if n_actions == 2 else n_actions))
         self.net = nn.Sequential(*layers)
+        self.normalizer = ObservationNormalizer(obs_dim) if normalize_observations else nn.Identity()
 
     def forward(self, observations: torch.Tensor) -> Distribution:
-        logits = self.net(observations)
+        # no argument validation: it costs time, and a non-finite batch must reach the update's guard
+        logits = self.net(self.normalizer(observations))
         if self.n_actions == 2:
-            return BinaryBernoulli(logits=logits.squeeze(-1))
-        return Categorical(logits=logits)
+            return BinaryBernoulli(logits=logits.squeeze(-1), validate_args=False)
+        return Categorical(logits=logits, validate_args=False)
+
+    @torch.no_grad()
+    def update_normalizer(self, observations: torch.Tensor) -> None:
+        """Refresh the input statistics without changing the policy: the first layer's weights and
+        bias absorb the change of shift and scale, so every observation maps to the same logits."""
+        old_shift, old_scale = self.normalizer.shift.clone(), self.normalizer.scale.clone()
+        self.normalizer.update(observations)
+        first = self.net[0]
+        first.bias.add_(first.weight @ (old_scale * (self.normalizer.shift - old_shift)))
+        first.weight.mul_(old_scale / self.normalizer.scale)
 
     def sample(
         self,
@@ -85,7 +136,7 @@ class Policy(nn.Module):
         """Actions for a batch of observations, drawn with ``generator`` (the most likely ones if
         ``deterministic``). This runs at every environment step, so it skips ``torch.distributions``
         (which has no generator argument anyway) and the modules' ``__call__`` bookkeeping."""
-        logits = observations
+        logits = self.normalizer.forward(observations)
         for layer in self.net:
             logits = layer.forward(logits)
         if self.n_actions == 2:

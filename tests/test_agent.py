@@ -84,7 +84,7 @@ def test_update_changes_weights_and_reports_statistics():
     rng = np.random.default_rng(0)
     episodes = [(rng.normal(size=(n, 4)), rng.integers(0, 2, n), rng.normal(size=n)) for n in (5, 9, 3)]
     stats = agent.update(EpisodeBatch.from_episodes(episodes))
-    assert set(stats) == {"policy_loss", "entropy", "grad_norm"}
+    assert set(stats) == {"policy_loss", "entropy", "grad_norm", "skipped_steps"} and stats["skipped_steps"] == 0
     assert 0 < stats["entropy"] <= np.log(2) + 1e-6 and stats["grad_norm"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.policy.parameters()))
 
@@ -176,3 +176,34 @@ def test_unsupported_spaces_are_named(observation_space, action_space, named):
     with pytest.raises(ValueError, match=f"unsupported {named} space") as error:
         ReinforceAgent(observation_space, action_space)
     one_line(error.value)
+
+
+def test_observation_normalizer_tracks_the_running_statistics_without_changing_the_policy():
+    agent = make_agent(3, AgentConfig(hidden_sizes=(8,), normalize_observations=True))
+    rng = np.random.default_rng(5)
+    probe = torch.from_numpy(rng.normal(size=(50, 4)).astype(np.float32))
+    seen = []
+    for shift, spread in ((3.0, 0.1), (-1.0, 2.0), (0.0, 1.0)):
+        obs = (rng.normal(size=(40, 4)) * spread * np.array([1, 5, 0.05, 1]) + shift).astype(np.float32)
+        seen.append(obs)
+        before = agent.policy(probe).logits
+        agent.policy.update_normalizer(torch.from_numpy(obs))
+        torch.testing.assert_close(agent.policy(probe).logits, before, atol=1e-4, rtol=1e-4)
+    everything = np.concatenate(seen).astype(np.float64)
+    normalizer = agent.policy.normalizer
+    np.testing.assert_allclose(normalizer.mean.numpy(), everything.mean(0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(normalizer.var.numpy(), everything.var(0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(normalizer.scale.numpy(), 1 / everything.std(0), rtol=1e-5)
+
+
+def test_update_refreshes_the_normalizer_after_the_gradient_step(tmp_path):
+    agent = make_agent(2, AgentConfig(hidden_sizes=(8,), normalize_observations=True))
+    rng = np.random.default_rng(6)
+    obs = rng.normal(size=(30, 4)) * 0.1
+    agent.update(EpisodeBatch.from_episodes([(obs, rng.integers(0, 2, 30), rng.normal(size=30))]))
+    np.testing.assert_allclose(agent.policy.normalizer.mean.numpy(), obs.mean(0), rtol=1e-5, atol=1e-7)
+    agent.save(tmp_path / "model.pt")
+    loaded = ReinforceAgent.load(tmp_path / "model.pt")
+    assert torch.equal(loaded.policy.normalizer.scale, agent.policy.normalizer.scale)
+    probe = rng.normal(size=(20, 4)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.act(probe, deterministic=True), agent.act(probe, deterministic=True))

@@ -160,3 +160,31 @@ def test_loss_gradient_equals_notebook_per_step_method(n_actions, normalize):
     assert steps == sum(len(e[2]) for e in episodes)
     for got, expected in zip(batched, per_step):
         torch.testing.assert_close(got, expected / steps, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("poison", ["reward", "observation"])
+def test_a_non_finite_batch_never_reaches_the_weights(poison):
+    agent = ReinforceAgent(spaces.Box(-1, 1, (3,)), spaces.Discrete(2), AgentConfig(normalize_observations=True), 0)
+    rng = np.random.default_rng(4)
+    obs, rewards = rng.normal(size=(6, 3)), rng.normal(size=6)
+    if poison == "reward":
+        rewards[2] = np.nan
+    else:
+        obs[4, 1] = np.inf
+    before = {k: v.clone() for k, v in agent.policy.state_dict().items()}
+    stats = agent.update(EpisodeBatch.from_episodes([(obs, [0, 1, 1, 0, 1, 0], rewards)]))
+    assert stats["skipped_steps"] == 1
+    after = agent.policy.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and input statistics alike
+    assert not agent.optimizer.state  # Adam's moments were not touched either
+
+
+@pytest.mark.parametrize("rewards", [[0.0] * 5, [1.0] * 5, [2.5]])
+def test_constant_and_zero_rewards_train_without_nan(rewards):
+    agent = ReinforceAgent(spaces.Box(-1, 1, (2,)), spaces.Discrete(3), AgentConfig(normalize_observations=True), 1)
+    n = len(rewards)
+    episodes = [(np.ones((n, 2)) * k, [k % 3] * n, rewards) for k in range(3)]
+    for _ in range(3):
+        stats = agent.update(EpisodeBatch.from_episodes(episodes))
+        assert stats["skipped_steps"] == 0 and all(np.isfinite(v) for v in stats.values())
+    assert all(torch.isfinite(v).all() for v in agent.policy.state_dict().values())
