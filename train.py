@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
+import signal
 import sys
 import time
 import types
@@ -32,7 +34,8 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
-from agents import AgentConfig, ReinforceAgent
+from agents import AgentConfig, CheckpointError, ReinforceAgent
+from agents.agent import load_safely, save_atomically
 from envs import (
     Rollout,
     collect_episodes,
@@ -74,6 +77,8 @@ class Config:
     gif: bool = _setting(True, "record a GIF of one greedy episode at the end")
     watch_episodes: int = _setting(3, "episodes played by --watch")
     threads: int = _setting(1, "torch CPU threads (1 is fastest for small networks)")
+    checkpoint_every: int = _setting(20, "write the run's checkpoint.pt every this many updates (and at the end)")
+    max_nonfinite_updates: int = _setting(10, "stop after this many updates in a row with a non-finite loss")
     agent: AgentConfig = field(default_factory=AgentConfig)
 
     def __post_init__(self) -> None:
@@ -87,6 +92,8 @@ class Config:
             "histogram_every",
             "watch_episodes",
             "threads",
+            "checkpoint_every",
+            "max_nonfinite_updates",
         )
         for name in positive:
             if getattr(self, name) < 1:
@@ -145,12 +152,16 @@ def _converter(kind: Any):
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
-    """The run's Config (defaults, then ``--preset``, then each flag given) and the mode flags."""
+    """The run's Config (defaults, then ``--preset`` or the resumed run's, then each flag given) and the
+    mode flags."""
     parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     modes = parser.add_argument_group("modes")
     modes.add_argument("--preset", choices=sorted(PRESETS), help="start from a named set of settings")
     modes.add_argument("--heuristic", action="store_true", help="evaluate the notebook's hard-coded CartPole policy")
     modes.add_argument("--watch", metavar="RUN_DIR_OR_MODEL", help="play a saved agent (window, or a GIF)")
+    modes.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a stopped run in its folder (flags given override)"
+    )
     settings = parser.add_argument_group("settings")
     for name, f, default, kind in _settings():
         flag = "--" + name.replace("_", "-")
@@ -168,11 +179,29 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
             options.update(type=_converter(kind), choices=choices, metavar=None if choices else name.upper())
         settings.add_argument(flag, **options)
     args = parser.parse_args(argv)
-    given = {**PRESETS.get(args.preset or "", {}), **{n: getattr(args, n) for n, *_ in _settings() if hasattr(args, n)}}
+    given = {n: getattr(args, n) for n, *_ in _settings() if hasattr(args, n)}
+    base = _saved_settings(Path(args.resume)) if args.resume else PRESETS.get(args.preset or "", {})
+    return make_config({**base, **given}), args
+
+
+def make_config(settings: dict[str, Any]) -> Config:
+    """A Config from flat settings (the agent's among them); unnamed ones keep their defaults."""
     agent_names = {f.name for f in dataclasses.fields(AgentConfig)}
-    agent = AgentConfig(**{k: v for k, v in given.items() if k in agent_names})
-    config = Config(**{k: v for k, v in given.items() if k not in agent_names}, agent=agent)
-    return config, args
+    agent = AgentConfig(**{k: v for k, v in settings.items() if k in agent_names})
+    return Config(**{k: v for k, v in settings.items() if k not in agent_names}, agent=agent)
+
+
+def _saved_settings(run_dir: Path) -> dict[str, Any]:
+    """The flat settings of the run in ``run_dir``, from its config.json."""
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+        settings = {k: v for k, v in saved.items() if k != "agent"} | saved["agent"]
+        make_config(settings)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise CheckpointError(
+            f"{run_dir} is not a run folder with a readable config.json: give a folder train.py made"
+        ) from None
+    return settings
 
 
 # ----------------------------------------------------------------------------- TensorBoard
@@ -198,18 +227,21 @@ def log_gif(writer: SummaryWriter, tag: str, gif: bytes, height: int, width: int
 
 # ----------------------------------------------------------------------------- training
 TRAINING, EVALUATION, VIDEO = range(3)  # the random streams derived from a run's seed
+CHECKPOINT, MODEL, RUN_FORMAT = "checkpoint.pt", "model.pt", "reinforce-run/1"
 
 
 @dataclass
-class Progress:
-    """Where a run stands after an update."""
+class RunState:
+    """The counters of a run: with the agent's state, all a resumed run needs (each update's episodes
+    are seeded from the run's seed and the update's index, so no environment state is kept)."""
 
-    updates: int
-    env_steps: int
-    episodes: int
-    train_seconds: float
-    rollout: Rollout
-    stats: dict[str, float]
+    updates: int = 0
+    env_steps: int = 0
+    episodes: int = 0
+    train_seconds: float = 0.0
+    solved_at: int | None = None
+    skipped_updates: int = 0
+    skipped_in_a_row: int = 0
 
 
 def build(config: Config) -> tuple[VectorEnv, ReinforceAgent]:
@@ -220,24 +252,27 @@ def build(config: Config) -> tuple[VectorEnv, ReinforceAgent]:
     return env, agent
 
 
-def learn(config: Config, env: VectorEnv, agent: ReinforceAgent) -> Iterator[Progress]:
-    """Collect complete episodes and learn from them until the budget runs out, yielding after each update.
+def learn(
+    config: Config, env: VectorEnv, agent: ReinforceAgent, state: RunState
+) -> Iterator[tuple[Rollout, dict[str, float]]]:
+    """Collect complete episodes and learn from them until the budget runs out, yielding after each update;
+    ``state`` counts as it goes.
 
-    Only collecting and updating are timed: what the caller does between updates (logging, evaluating)
-    is not training time.
+    Only collecting and updating are timed: what the caller does between updates (logging, evaluating,
+    checkpointing) is not training time.
     """
     quotas = split_episodes(config.episodes_per_update, config.num_envs)
-    updates = env_steps = episodes = 0
-    train_seconds = 0.0
-    while env_steps < config.total_env_steps and (config.max_updates is None or updates < config.max_updates):
+    while state.env_steps < config.total_env_steps and (
+        config.max_updates is None or state.updates < config.max_updates
+    ):
         started = time.perf_counter()
-        rollout = collect_episodes(env, agent.act, quotas, seed=derive_seed(config.seed, TRAINING, updates))
+        rollout = collect_episodes(env, agent.act, quotas, seed=derive_seed(config.seed, TRAINING, state.updates))
         stats = agent.update(rollout.batch)
-        train_seconds += time.perf_counter() - started
-        updates += 1
-        env_steps += rollout.batch.num_steps
-        episodes += len(rollout.episode_returns)
-        yield Progress(updates, env_steps, episodes, train_seconds, rollout, stats)
+        state.train_seconds += time.perf_counter() - started
+        state.updates += 1
+        state.env_steps += rollout.batch.num_steps
+        state.episodes += len(rollout.episode_returns)
+        yield rollout, stats
 
 
 class Evaluator:
@@ -266,6 +301,27 @@ class Evaluator:
         return evaluate(agent, self.env, self.episodes, deterministic, generator, seed)
 
 
+class StopSignals:
+    """While active, a first SIGINT or SIGTERM only asks the loop to stop after the current update; a
+    second one exits at once (checkpoints are written atomically, so the last one stays intact)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            os._exit(128 + signum)
+        self.received = signum
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
 def _stats(returns: np.ndarray) -> dict[str, float]:
     return {name: float(getattr(returns, name)()) for name in ("mean", "std", "min", "max")}
 
@@ -273,115 +329,207 @@ def _stats(returns: np.ndarray) -> dict[str, float]:
 def _new_run_dir(config: Config) -> Path:
     root = Path(config.logdir)
     stamp = int(time.time())
-    while (run_dir := root / f"{config.env.replace('/', '-')}__{config.seed}__{stamp}").exists():
-        stamp += 1
-    run_dir.mkdir(parents=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        while (run_dir := root / f"{config.env.replace('/', '-')}__{config.seed}__{stamp}").exists():
+            stamp += 1
+        run_dir.mkdir()
+    except OSError as error:
+        raise ValueError(f"cannot create a run folder under --logdir {root}: {error.strerror or error}") from None
     return run_dir
 
 
-def log_update(writer: SummaryWriter, progress: Progress, agent: ReinforceAgent, config: Config) -> None:
-    step, returns = progress.env_steps, progress.rollout.episode_returns
-    for suffix in ("", "_min", "_max", "_std"):
-        value = getattr(returns, suffix[1:] or "mean")()
-        writer.add_scalar(f"charts/episodic_return{suffix}", value, step)
-    writer.add_scalar("charts/episodic_length", progress.rollout.episode_lengths.mean(), step)
-    for name, value in progress.stats.items():
-        writer.add_scalar(f"losses/{name}", value, step)
-    writer.add_scalar("charts/learning_rate", agent.optimizer.param_groups[0]["lr"], step)
-    writer.add_scalar("charts/SPS", progress.env_steps / progress.train_seconds, step)
-    if progress.updates % config.histogram_every == 0:
-        for name, parameter in agent.policy.named_parameters():
-            writer.add_histogram(f"params/{name}", parameter, step)
+class Run:
+    """One training run in its folder: prepared (every check that can fail on bad input, before anything
+    is written), then executed."""
 
+    def __init__(self, config: Config, resume: Path | None = None) -> None:
+        self.config = config
+        self.env, self.agent = build(config)
+        self.evaluator = Evaluator(config)
+        spec_target = self.env.spec.reward_threshold if self.env.spec else None
+        self.target = config.target_return if config.target_return is not None else spec_target
+        self.state = RunState()
+        if resume is not None:
+            self._restore(resume / CHECKPOINT)
+            self.run_dir = resume
+        else:
+            self.run_dir = _new_run_dir(config)
+            (self.run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
-def train(config: Config) -> dict[str, Any]:
-    """Train until solved or out of budget; save, evaluate, record; return the summary."""
-    env, agent = build(config)
-    evaluator = Evaluator(config)
-    target = config.target_return if config.target_return is not None else env.spec.reward_threshold
-    run_dir = _new_run_dir(config)
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    writer = SummaryWriter(run_dir)
-    writer.add_text("config", "\n".join(f"    {k} = {v}" for k, v in _flat_config(config).items()))
+    def _restore(self, path: Path) -> None:
+        checkpoint = load_safely(path)
+        if not isinstance(checkpoint, dict) or checkpoint.get("format") != RUN_FORMAT:
+            raise CheckpointError(f"{path} is not a {RUN_FORMAT} checkpoint")
+        try:
+            agent = ReinforceAgent.from_state_dict(checkpoint["agent"])
+            self.state = RunState(**checkpoint["run"])
+            self.evaluator.evaluations, self.evaluator.next_check = checkpoint["evaluator"]
+        except (CheckpointError, KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{path} does not fit a run: {error}") from None
+        if (agent.observation_space, agent.action_space) != (
+            self.env.single_observation_space,
+            self.env.single_action_space,
+        ):
+            raise CheckpointError(f"{path} was saved for other spaces than {self.config.env}'s")
+        self.agent = agent
 
-    solved_at: int | None = None
-    bar = tqdm(total=config.total_env_steps, unit="step", disable=None, dynamic_ncols=True)
-    for progress in learn(config, env, agent):
-        log_update(writer, progress, agent, config)
-        returns = progress.rollout.episode_returns
-        bar.update(progress.rollout.batch.num_steps)
-        bar.set_postfix(ret=f"{returns.mean():.1f}")
-        if progress.updates % config.print_every == 0:
-            bar.write(f"update {progress.updates:4d}  steps {progress.env_steps:7d}  {describe_returns(returns)}")
-        if evaluator.due(progress.env_steps):
-            greedy = evaluator(agent)
-            writer.add_scalar("eval/return_mean", greedy.mean(), progress.env_steps)
-            writer.add_scalar("eval/return_std", greedy.std(), progress.env_steps)
-            if target is not None and greedy.mean() >= target and solved_at is None:
-                solved_at = progress.env_steps
-                bar.write(f"solved at {solved_at} env steps: greedy mean {greedy.mean():.1f} >= {target:g}")
-                if config.stop_when_solved:
+    def checkpoint(self) -> None:
+        state = {
+            "format": RUN_FORMAT,
+            "agent": self.agent.state_dict(),
+            "run": asdict(self.state),
+            "evaluator": [self.evaluator.evaluations, self.evaluator.next_check],
+        }
+        save_atomically(state, self.run_dir / CHECKPOINT)
+
+    def log_update(self, writer: SummaryWriter, rollout: Rollout, stats: dict[str, float]) -> None:
+        step, returns = self.state.env_steps, rollout.episode_returns
+        for suffix in ("", "_min", "_max", "_std"):
+            writer.add_scalar(f"charts/episodic_return{suffix}", getattr(returns, suffix[1:] or "mean")(), step)
+        writer.add_scalar("charts/episodic_length", rollout.episode_lengths.mean(), step)
+        for name in ("policy_loss", "entropy", "grad_norm"):
+            writer.add_scalar(f"losses/{name}", stats[name], step)
+        writer.add_scalar("losses/skipped_updates", self.state.skipped_updates, step)
+        writer.add_scalar("charts/learning_rate", self.agent.optimizer.param_groups[0]["lr"], step)
+        writer.add_scalar("charts/SPS", step / self.state.train_seconds, step)
+        if self.state.updates % self.config.histogram_every == 0:
+            for name, parameter in self.agent.policy.named_parameters():
+                writer.add_histogram(f"params/{name}", parameter, step)
+
+    def execute(self) -> int:
+        """Train until solved, out of budget or stopped; returns the exit status."""
+        config, state = self.config, self.state
+        resumed = state.updates > 0
+        # on resume, drop whatever the interrupted run logged after its checkpoint
+        writer = SummaryWriter(self.run_dir, purge_step=state.env_steps + 1 if resumed else None)
+        if not resumed:
+            writer.add_text("config", "\n".join(f"    {k} = {v}" for k, v in _flat_config(config).items()))
+        bar = tqdm(total=config.total_env_steps, initial=state.env_steps, unit="step", disable=None, dynamic_ncols=True)
+        stopped_by: str | None = None
+        with StopSignals() as signals:
+            for rollout, stats in learn(config, self.env, self.agent, state):
+                skipped = stats["skipped_steps"] > 0
+                state.skipped_updates += skipped
+                state.skipped_in_a_row = state.skipped_in_a_row + 1 if skipped else 0
+                self.log_update(writer, rollout, stats)
+                returns = rollout.episode_returns
+                bar.update(rollout.batch.num_steps)
+                bar.set_postfix(ret=f"{returns.mean():.1f}")
+                if skipped:
+                    bar.write(f"warning: update {state.updates} skipped: its loss or gradient is not finite")
+                if state.updates % config.print_every == 0:
+                    bar.write(f"update {state.updates:4d}  steps {state.env_steps:7d}  {describe_returns(returns)}")
+                if self.evaluator.due(state.env_steps):
+                    greedy = self.evaluator(self.agent)
+                    writer.add_scalar("eval/return_mean", greedy.mean(), state.env_steps)
+                    writer.add_scalar("eval/return_std", greedy.std(), state.env_steps)
+                    if self.target is not None and greedy.mean() >= self.target and state.solved_at is None:
+                        state.solved_at = state.env_steps
+                        bar.write(f"solved at {state.env_steps} env steps: greedy mean {greedy.mean():.1f}")
+                        if config.stop_when_solved:
+                            break
+                if state.skipped_in_a_row >= config.max_nonfinite_updates:
+                    stopped_by = "nonfinite"
                     break
-    bar.close()
-    agent.save(run_dir / "model.pt")
+                if signals.received is not None:
+                    stopped_by = signal.Signals(signals.received).name
+                    break
+                if state.updates % config.checkpoint_every == 0:
+                    self.checkpoint()
+            self.checkpoint()
+        bar.close()
+        if stopped_by is not None:
+            writer.close()
+            checkpoint = self.run_dir / CHECKPOINT
+            if stopped_by == "nonfinite":
+                print(
+                    f"train.py: stopped: {state.skipped_in_a_row} updates in a row had a non-finite loss or gradient "
+                    f"(skipped, weights untouched); the last good state is {checkpoint}",
+                    file=sys.stderr,
+                )
+                return 1
+            print(
+                f"train.py: {stopped_by}: stopped after update {state.updates}, saved {checkpoint}; "
+                f"resume with: python train.py --resume {self.run_dir}",
+                file=sys.stderr,
+            )
+            return 128 + signal.Signals[stopped_by].value
+        self.finish(writer)
+        return 0
 
-    greedy, sampled = evaluator(agent), evaluator(agent, deterministic=False)
-    if solved_at is None and target is not None and greedy.mean() >= target:
-        solved_at = progress.env_steps
-    writer.add_scalar("eval/return_mean", greedy.mean(), progress.env_steps)
-    writer.add_scalar("eval/return_std", greedy.std(), progress.env_steps)
-    log_hparams(writer, config, {"eval/final_return_mean": float(greedy.mean())})
-    summary = {
-        "env_id": config.env,
-        "seed": config.seed,
-        "config": asdict(config),
-        "env_steps": progress.env_steps,
-        "updates": progress.updates,
-        "episodes": progress.episodes,
-        "train_seconds": round(progress.train_seconds, 3),
-        "target_return": target,
-        "solved": solved_at is not None,
-        "solved_at_env_steps": solved_at,
-        "final_eval": {"episodes": config.eval_episodes, "greedy": _stats(greedy), "sampled": _stats(sampled)},
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "gymnasium": gym.__version__,
-            "numpy": np.__version__,
-        },
-        "device": "cpu",
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    if config.gif:
-        seed = derive_seed(config.seed, VIDEO)
-        gif, height, width = record_gif(agent, config.env, config.max_episode_steps, seed=seed)
-        (run_dir / "episode.gif").write_bytes(gif)
-        log_gif(writer, "videos/greedy_episode", gif, height, width, progress.env_steps)
-    writer.close()
-    env.close()
-    evaluator.env.close()
+    def finish(self, writer: SummaryWriter) -> None:
+        """Save the model, evaluate it greedily and by sampling, write the summary and the GIF."""
+        config, state = self.config, self.state
+        self.agent.save(self.run_dir / MODEL)
+        greedy, sampled = self.evaluator(self.agent), self.evaluator(self.agent, deterministic=False)
+        if state.solved_at is None and self.target is not None and greedy.mean() >= self.target:
+            state.solved_at = state.env_steps
+        writer.add_scalar("eval/return_mean", greedy.mean(), state.env_steps)
+        writer.add_scalar("eval/return_std", greedy.std(), state.env_steps)
+        log_hparams(writer, config, {"eval/final_return_mean": float(greedy.mean())})
+        summary = {
+            "env_id": config.env,
+            "seed": config.seed,
+            "config": asdict(config),
+            "env_steps": state.env_steps,
+            "updates": state.updates,
+            "episodes": state.episodes,
+            "train_seconds": round(state.train_seconds, 3),
+            "target_return": self.target,
+            "solved": state.solved_at is not None,
+            "solved_at_env_steps": state.solved_at,
+            "skipped_updates": state.skipped_updates,
+            "final_eval": {"episodes": config.eval_episodes, "greedy": _stats(greedy), "sampled": _stats(sampled)},
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "gymnasium": gym.__version__,
+                "numpy": np.__version__,
+            },
+            "device": "cpu",
+        }
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        if config.gif:
+            seed = derive_seed(config.seed, VIDEO)
+            gif, height, width = record_gif(self.agent, config.env, config.max_episode_steps, seed=seed)
+            (self.run_dir / "episode.gif").write_bytes(gif)
+            log_gif(writer, "videos/greedy_episode", gif, height, width, state.env_steps)
+        writer.close()
+        self.env.close()
+        self.evaluator.env.close()
+        solved = "solved" if state.solved_at is not None else "not solved"
+        print(
+            f"{solved} after {state.env_steps} env steps, {state.updates} updates, "
+            f"{state.train_seconds:.2f} s of training"
+        )
+        print(f"final evaluation, {config.eval_episodes} episodes: greedy {describe_returns(greedy)}")
+        print(f"                                      sampled {describe_returns(sampled)}")
+        print(f"model:       {self.run_dir / MODEL}")
+        print(f"TensorBoard: tensorboard --logdir {config.logdir}   (this run: {self.run_dir})")
 
-    print(
-        f"{'solved' if solved_at is not None else 'not solved'} after {progress.env_steps} env steps, "
-        f"{progress.updates} updates, {progress.train_seconds:.2f} s of training"
-    )
-    print(f"final evaluation, {config.eval_episodes} episodes: greedy {describe_returns(greedy)}")
-    print(f"                                      sampled {describe_returns(sampled)}")
-    print(f"model:       {run_dir / 'model.pt'}")
-    print(f"TensorBoard: tensorboard --logdir {config.logdir}   (this run: {run_dir})")
-    return summary
+
+def load_agent(target: Path) -> tuple[ReinforceAgent, Path]:
+    """The agent in a model file, a run checkpoint, or a run folder (its model, else its checkpoint)."""
+    if target.is_dir():
+        target = target / MODEL if (target / MODEL).is_file() else target / CHECKPOINT
+    state = load_safely(target)
+    if isinstance(state, dict) and state.get("format") == RUN_FORMAT:
+        state = state.get("agent")
+    try:
+        return ReinforceAgent.from_state_dict(state), target
+    except CheckpointError as error:
+        raise CheckpointError(f"{target}: {error}") from None
 
 
 def watch(config: Config, target: str) -> None:
-    """Play a saved agent (a run folder or a model file) in the environment it was trained on."""
-    path = Path(target)
-    model = path / "model.pt" if path.is_dir() else path
-    saved = model.parent / "config.json"
+    """Play a saved agent in the environment it was trained on (read from its run's config.json)."""
+    agent, path = load_agent(Path(target))
+    saved = path.parent / "config.json"
     if saved.is_file():
         run = json.loads(saved.read_text())
         config = dataclasses.replace(config, env=run["env"], max_episode_steps=run["max_episode_steps"])
-    agent = ReinforceAgent.load(model)
-    play(agent, config.env, config.max_episode_steps, config.watch_episodes, config.seed, model.parent)
+    play(agent, config.env, config.max_episode_steps, config.watch_episodes, config.seed, path.parent)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,17 +537,19 @@ def main(argv: list[str] | None = None) -> int:
         config, args = parse_args(argv)
         if args.watch:
             watch(config, args.watch)
-        elif args.heuristic:
+            return 0
+        if args.heuristic:
             run_heuristic(config.env, config.eval_episodes, config.max_episode_steps, config.seed)
-        else:
-            train(config)
+            return 0
+        run = Run(config, Path(args.resume) if args.resume else None)
     except (ValueError, OSError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("train.py: interrupted", file=sys.stderr)
+    try:
+        return run.execute()
+    except KeyboardInterrupt:  # after training, while evaluating or recording: the checkpoint is written
+        print(f"train.py: interrupted; the run's checkpoint is in {run.run_dir}", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

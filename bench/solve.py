@@ -51,7 +51,8 @@ def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, s
     target = env.spec.reward_threshold
     solved: dict[str, dict | None] = dict.fromkeys(criteria)
     curve = []
-    for progress in train.learn(config, env, agent):
+    progress = train.RunState()
+    for _ in train.learn(config, env, agent, progress):
         if not evaluator.due(progress.env_steps):
             continue
         point = {"env_steps": progress.env_steps}

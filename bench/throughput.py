@@ -31,7 +31,8 @@ def training_sps(num_envs: int, seconds: float, settings: list[str]) -> float:
     args = [*settings, "--num-envs", str(num_envs), "--episodes-per-update", str(num_envs)]
     config, _ = train.parse_args([*args, "--total-env-steps", str(10**12)])
     env, agent = train.build(config)
-    for progress in train.learn(config, env, agent):
+    progress = train.RunState()
+    for _ in train.learn(config, env, agent, progress):
         if progress.train_seconds >= seconds:
             break
     env.close()

@@ -154,7 +154,7 @@ def test_evaluating_never_changes_training():
         config, _ = train.parse_args(["--max-updates", str(updates), "--eval-episodes", "10", "--seed", "2"])
         env, agent = train.build(config)
         evaluator = train.Evaluator(config)
-        for _ in train.learn(config, env, agent):
+        for _ in train.learn(config, env, agent, train.RunState()):
             if evaluate_every_update:
                 evaluator(agent)
                 evaluator(agent, deterministic=False)
