@@ -297,8 +297,7 @@ class Evaluator:
     def __call__(self, agent: ReinforceAgent, deterministic: bool = True) -> np.ndarray:
         seed = derive_seed(self.seed, EVALUATION, self.evaluations)
         self.evaluations += 1
-        generator = torch.Generator().manual_seed(seed)
-        return evaluate(agent, self.env, self.episodes, deterministic, generator, seed)
+        return evaluate(agent, self.env, self.episodes, deterministic, np.random.default_rng(seed), seed)
 
 
 class StopSignals:

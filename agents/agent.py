@@ -18,6 +18,7 @@ from gymnasium import spaces
 from agents.reinforce import (
     ACTIVATIONS,
     NORMALIZATIONS,
+    Actor,
     EpisodeBatch,
     Normalization,
     Policy,
@@ -130,7 +131,7 @@ def load_safely(path: str | os.PathLike) -> Any:
     except Exception as error:  # an untrusted file can fail the unpickler in many ways; all mean "unreadable"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
-            f"{path} is not a readable checkpoint (corrupt, truncated or unsafe: {reason[:200]})"
+            f"{path} is not a readable checkpoint (corrupt, truncated or unsafe: {reason[:100]})"
         ) from None
 
 
@@ -146,8 +147,8 @@ class ReinforceAgent:
         observation_space: a ``Box``; observations are flattened.
         action_space: ``Discrete(n)``, n >= 2.
         config: the hyper-parameters.
-        seed: seeds the initial weights and the agent's own sampling generator, so that the same seed
-            gives the same agent whatever the global torch random state.
+        seed: seeds the initial weights and the agent's own random generator (sampling, shuffling), so
+            that the same seed gives the same agent whatever the global random state.
     """
 
     def __init__(
@@ -163,9 +164,7 @@ class ReinforceAgent:
         self.config = config or AgentConfig()
         self.obs_dim = int(np.prod(observation_space.shape))
         self._action_start = int(action_space.start)
-        self.generator = torch.Generator()
-        if seed is not None:
-            self.generator.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
         with torch.random.fork_rng():
             if seed is not None:
                 torch.manual_seed(seed)
@@ -177,6 +176,8 @@ class ReinforceAgent:
                 self.config.normalize_observations,
             )
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
+        self._actor: Actor | None = None
+        self._actor_key: tuple = ()
 
     def _observations(self, observations: np.ndarray | torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(observations, dtype=torch.float32).reshape(-1, self.obs_dim)
@@ -185,18 +186,31 @@ class ReinforceAgent:
         self,
         observations: np.ndarray,
         deterministic: bool = False,
-        generator: torch.Generator | None = None,
+        rng: np.random.Generator | None = None,
     ) -> np.ndarray:
         """Actions for one observation or a batch of them (numpy in, numpy out).
 
-        Sampling uses ``generator`` if given, else the agent's own; ``deterministic`` takes the most
-        likely action instead.
+        Sampling uses ``rng`` if given, else the agent's own; ``deterministic`` takes the most likely
+        action instead. Acting runs on a numpy snapshot of the policy (see ``Actor``), taken again
+        whenever a parameter or statistic of the policy has changed.
         """
         single = np.shape(observations) == self.observation_space.shape
-        with torch.inference_mode():
-            actions = self.policy.sample(self._observations(observations), deterministic, generator or self.generator)
-        actions = actions.numpy() + self._action_start
+        actions = self.actor()(np.reshape(observations, (-1, self.obs_dim)), deterministic, rng or self.rng)
+        if self._action_start:
+            actions = actions + self._action_start
         return actions[0] if single else actions
+
+    def actor(self) -> Actor:
+        """The numpy snapshot of the current policy."""
+        tensors = self._policy_tensors
+        key = tuple((id(t), t._version) for t in tensors)  # in-place changes bump a tensor's _version
+        if key != self._actor_key:
+            self._actor, self._actor_key = Actor(self.policy), key
+        return self._actor
+
+    @property
+    def _policy_tensors(self) -> list[torch.Tensor]:
+        return [*self.policy.parameters(), *self.policy.buffers()]
 
     def loss(self, observations: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
         """The REINFORCE loss on flat per-step tensors (see ``policy_gradient_loss``)."""
@@ -232,7 +246,7 @@ class ReinforceAgent:
             if size == n_steps:
                 minibatches = [(observations, actions, advantages)]
             else:
-                order = torch.randperm(n_steps, generator=self.generator)
+                order = torch.from_numpy(self.rng.permutation(n_steps))
                 minibatches = [(observations[idx], actions[idx], advantages[idx]) for idx in order.split(size)]
             for minibatch in minibatches:
                 stats, applied = self._gradient_step(*minibatch)
@@ -274,7 +288,7 @@ class ReinforceAgent:
             "action_space": space_to_dict(self.action_space),
             "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
+            "rng": self.rng.bit_generator.state,
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -291,7 +305,7 @@ class ReinforceAgent:
             agent = cls(space_from_dict(state["observation_space"]), space_from_dict(state["action_space"]), config)
             agent.policy.load_state_dict(state["policy"])
             agent.optimizer.load_state_dict(state["optimizer"])
-            agent.generator.set_state(state["generator"])
+            agent.rng.bit_generator.state = state["rng"]
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointError(f"checkpoint does not fit the agent ({type(error).__name__}: {error})") from None
         return agent

@@ -8,7 +8,7 @@ reshuffling; a column may hold several episodes back to back, separated by ``end
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,12 +19,19 @@ from torch.distributions import Bernoulli, Categorical, Distribution
 
 Normalization = Literal["batch", "episode", "none"]
 NORMALIZATIONS: tuple[str, ...] = ("batch", "episode", "none")
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "elu": nn.ELU,
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
+
+
+def _numpy_gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x**3)))
+
+
+# Each activation in torch (training) and in numpy (acting, see ``Actor``); GELU is the tanh form.
+ACTIVATIONS: dict[str, tuple[Callable[[], nn.Module], Callable[[np.ndarray], np.ndarray]]] = {
+    "elu": (nn.ELU, lambda x: np.where(x > 0, x, np.expm1(x))),
+    "relu": (nn.ReLU, lambda x: np.maximum(x, 0)),
+    "tanh": (nn.Tanh, np.tanh),
+    "gelu": (lambda: nn.GELU(approximate="tanh"), _numpy_gelu),
+    "silu": (nn.SiLU, lambda x: x / (1 + np.exp(-x))),
 }
 
 
@@ -103,9 +110,10 @@ class Policy(nn.Module):
         layers: list[nn.Module] = []
         width = obs_dim
         for size in hidden_sizes:
-            layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+            layers += [nn.Linear(width, size), ACTIVATIONS[activation][0]()]
             width = size
         self.n_actions = n_actions
+        self.activation = activation
         layers.append(nn.Linear(width, 1 if n_actions == 2 else n_actions))
         self.net = nn.Sequential(*layers)
         self.normalizer = ObservationNormalizer(obs_dim) if normalize_observations else nn.Identity()
@@ -127,27 +135,50 @@ class Policy(nn.Module):
         first.bias.add_(first.weight @ (old_scale * (self.normalizer.shift - old_shift)))
         first.weight.mul_(old_scale / self.normalizer.scale)
 
-    def sample(
-        self,
-        observations: torch.Tensor,
-        deterministic: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Actions for a batch of observations, drawn with ``generator`` (the most likely ones if
-        ``deterministic``). This runs at every environment step, so it skips ``torch.distributions``
-        (which has no generator argument anyway) and the modules' ``__call__`` bookkeeping."""
-        logits = self.normalizer.forward(observations)
-        for layer in self.net:
-            logits = layer.forward(logits)
+
+class Actor:
+    """A numpy snapshot of a ``Policy`` that samples actions, for the environment steps.
+
+    Acting runs once per step of a numpy simulator; torch's per-call overhead, and the cost of
+    switching between torch and numpy code at every step, make a torch forward several times slower
+    than the simulator there. The snapshot computes the same function (to float32 rounding) and must
+    be taken again whenever the policy changes (``ReinforceAgent`` does so).
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        normalizer = policy.normalizer
+        identity = isinstance(normalizer, nn.Identity)
+        self.shift = None if identity else normalizer.shift.numpy().copy()
+        self.scale = None if identity else normalizer.scale.numpy().copy()
+        linears = [m for m in policy.net if isinstance(m, nn.Linear)]
+        self.layers = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in linears]
+        self.activation = ACTIVATIONS[policy.activation][1]
+        self.n_actions = policy.n_actions
+
+    def logits(self, observations: np.ndarray) -> np.ndarray:
+        x = np.asarray(observations, dtype=np.float32)
+        if self.shift is not None:
+            x = (x - self.shift) * self.scale
+        for weight, bias in self.layers[:-1]:
+            x = self.activation(x @ weight + bias)
+        weight, bias = self.layers[-1]
+        return x @ weight + bias
+
+    def __call__(self, observations: np.ndarray, deterministic: bool, rng: np.random.Generator) -> np.ndarray:
+        """Actions for a ``(B, obs_dim)`` batch: sampled with ``rng``, or the most likely ones."""
+        logits = self.logits(observations)
         if self.n_actions == 2:
-            logits = logits.squeeze(-1)
+            logits = logits[:, 0]
             if deterministic:
-                return (logits > 0).long()
-            return (torch.rand(logits.shape, generator=generator) < torch.sigmoid(logits)).long()
+                return (logits > 0).astype(np.int64)
+            # u < sigmoid(logit), with the sigmoid in its tanh form, which cannot overflow
+            return (rng.random(len(logits)) < 0.5 + 0.5 * np.tanh(0.5 * logits)).astype(np.int64)
         if deterministic:
             return logits.argmax(-1)
-        probs = torch.softmax(logits, -1).reshape(-1, self.n_actions)
-        return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        cdf = np.cumsum(probs, -1)
+        drawn = (cdf < rng.random((len(cdf), 1)) * cdf[:, -1:]).sum(-1)
+        return np.minimum(drawn, self.n_actions - 1)
 
 
 def discounted_returns(rewards: torch.Tensor, gamma: float, ends: torch.Tensor | None = None) -> torch.Tensor:

@@ -97,14 +97,14 @@ def evaluate(
     env: VectorEnv,
     n_episodes: int,
     deterministic: bool,
-    generator: torch.Generator | None = None,
+    rng: np.random.Generator | None = None,
     seed: int | None = None,
 ) -> np.ndarray:
     """Returns of ``n_episodes`` episodes played greedily (``deterministic``) or by sampling.
 
-    Give the evaluation its own ``env`` and ``generator`` so that training runs identically whether or
+    Give the evaluation its own ``env`` and ``rng`` so that training runs identically whether or
     not, and however often, it is evaluated.
     """
     quotas = split_episodes(n_episodes, env.num_envs)
-    rollout = collect_episodes(env, lambda obs: agent.act(obs, deterministic, generator), quotas, seed)
+    rollout = collect_episodes(env, lambda obs: agent.act(obs, deterministic, rng), quotas, seed)
     return rollout.episode_returns

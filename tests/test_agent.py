@@ -207,3 +207,30 @@ def test_update_refreshes_the_normalizer_after_the_gradient_step(tmp_path):
     assert torch.equal(loaded.policy.normalizer.scale, agent.policy.normalizer.scale)
     probe = rng.normal(size=(20, 4)).astype(np.float32)
     np.testing.assert_array_equal(loaded.act(probe, deterministic=True), agent.act(probe, deterministic=True))
+
+
+@pytest.mark.parametrize("activation", ["elu", "relu", "tanh", "gelu", "silu"])
+@pytest.mark.parametrize("n_actions", [2, 4])
+def test_the_numpy_actor_computes_the_policys_logits(activation, n_actions):
+    agent = make_agent(n_actions, AgentConfig(hidden_sizes=(16, 8), activation=activation, normalize_observations=True))
+    rng = np.random.default_rng(7)
+    agent.policy.update_normalizer(torch.from_numpy(rng.normal(size=(64, 4)).astype(np.float32) * 3 + 1))
+    obs = rng.normal(size=(32, 4)).astype(np.float32)
+    expected = agent.policy.net(agent.policy.normalizer(torch.from_numpy(obs))).detach().numpy()
+    np.testing.assert_allclose(agent.actor().logits(obs), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_acting_follows_every_change_of_the_policy():
+    agent = make_agent(3, AgentConfig(hidden_sizes=(8,)))
+    obs = np.random.default_rng(8).normal(size=(64, 4)).astype(np.float32)
+
+    def greedy_from_torch():
+        return agent.policy(torch.from_numpy(obs)).mode.numpy()
+
+    np.testing.assert_array_equal(agent.act(obs, deterministic=True), greedy_from_torch())
+    with torch.no_grad():
+        agent.policy.net[-1].bias.copy_(torch.tensor([5.0, 0.0, 0.0]))  # an in-place change from outside
+    np.testing.assert_array_equal(agent.act(obs, deterministic=True), np.zeros(64))
+    rng = np.random.default_rng(0)
+    agent.update(EpisodeBatch.from_episodes([(obs, rng.integers(0, 3, 64), rng.normal(size=64))]))
+    np.testing.assert_array_equal(agent.act(obs, deterministic=True), greedy_from_torch())
