@@ -178,6 +178,7 @@ class ReinforceAgent:
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
         self._actor: Actor | None = None
         self._actor_key: tuple = ()
+        self._policy_tensors = [*self.policy.parameters(), *self.policy.buffers()]
 
     def _observations(self, observations: np.ndarray | torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(observations, dtype=torch.float32).reshape(-1, self.obs_dim)
@@ -201,16 +202,12 @@ class ReinforceAgent:
         return actions[0] if single else actions
 
     def actor(self) -> Actor:
-        """The numpy snapshot of the current policy."""
-        tensors = self._policy_tensors
-        key = tuple((id(t), t._version) for t in tensors)  # in-place changes bump a tensor's _version
+        """The numpy snapshot of the current policy, taken again after any in-place change of its
+        tensors (an optimizer step, ``load_state_dict``, a normaliser update bump their ``_version``)."""
+        key = tuple(t._version for t in self._policy_tensors)
         if key != self._actor_key:
             self._actor, self._actor_key = Actor(self.policy), key
         return self._actor
-
-    @property
-    def _policy_tensors(self) -> list[torch.Tensor]:
-        return [*self.policy.parameters(), *self.policy.buffers()]
 
     def loss(self, observations: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
         """The REINFORCE loss on flat per-step tensors (see ``policy_gradient_loss``)."""

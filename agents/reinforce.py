@@ -146,19 +146,18 @@ class Actor:
     """
 
     def __init__(self, policy: Policy) -> None:
-        normalizer = policy.normalizer
-        identity = isinstance(normalizer, nn.Identity)
-        self.shift = None if identity else normalizer.shift.numpy().copy()
-        self.scale = None if identity else normalizer.scale.numpy().copy()
         linears = [m for m in policy.net if isinstance(m, nn.Linear)]
         self.layers = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in linears]
+        if isinstance(policy.normalizer, ObservationNormalizer):
+            # fold (x - shift) * scale into the first layer: one matmul instead of three operations
+            shift, scale = policy.normalizer.shift.numpy(), policy.normalizer.scale.numpy()
+            weight, bias = self.layers[0]
+            self.layers[0] = (weight * scale[:, None], bias - (shift * scale) @ weight)
         self.activation = ACTIVATIONS[policy.activation][1]
         self.n_actions = policy.n_actions
 
     def logits(self, observations: np.ndarray) -> np.ndarray:
         x = np.asarray(observations, dtype=np.float32)
-        if self.shift is not None:
-            x = (x - self.shift) * self.scale
         for weight, bias in self.layers[:-1]:
             x = self.activation(x @ weight + bias)
         weight, bias = self.layers[-1]
