@@ -61,8 +61,8 @@ class Config:
 
     env: str = _setting("CartPole-v1", "Gymnasium environment id")
     seed: int = _setting(1, "seeds the weights, the sampling and the environments")
-    num_envs: int = _setting(16, "environments stepped together (one batched forward per step)")
-    episodes_per_update: int = _setting(16, "complete episodes per gradient step (a multiple of num_envs is best)")
+    num_envs: int = _setting(8, "environments stepped together (one batched forward per step)")
+    episodes_per_update: int = _setting(8, "complete episodes per gradient step (a multiple of num_envs is best)")
     max_episode_steps: int | None = _setting(None, "time limit per episode (none: the environment's own)")
     vectorization: str = _setting("auto", "vector env mode", choices=VECTORIZATIONS)
     total_env_steps: int = _setting(500_000, "training budget in environment steps")
@@ -122,6 +122,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         learning_rate=0.01,
         gamma=0.95,
         normalize="episode",
+        normalize_observations=False,
     ),
 }
 

@@ -39,15 +39,15 @@ class CheckpointError(ValueError):
 class AgentConfig:
     """Hyper-parameters of the agent (the environment-side settings live in ``train.py``)."""
 
-    hidden_sizes: tuple[int, ...] = field(default=(32,), metadata={"help": "units of each hidden layer"})
+    hidden_sizes: tuple[int, ...] = field(default=(64,), metadata={"help": "units of each hidden layer"})
     activation: str = field(default="tanh", metadata={"help": "hidden activation", "choices": tuple(ACTIVATIONS)})
-    learning_rate: float = field(default=0.01, metadata={"help": "Adam learning rate"})
+    learning_rate: float = field(default=0.03, metadata={"help": "Adam learning rate"})
     gamma: float = field(default=0.99, metadata={"help": "discount factor of the returns"})
     normalize: Normalization = field(
         default="batch", metadata={"help": "advantage normalisation: over the batch, per episode, or none"}
     )
     normalize_observations: bool = field(
-        default=False, metadata={"help": "scale the policy's inputs by running statistics, updated after each update"}
+        default=True, metadata={"help": "scale the policy's inputs by running statistics, updated after each update"}
     )
     passes: int = field(
         default=1, metadata={"help": "gradient passes over each batch (1: textbook; more reuse slightly stale data)"}

@@ -32,11 +32,12 @@ def only_run(logdir):
 
 
 def test_short_training_run_clearly_improves(tmp_path):
-    assert train.main(["--total-env-steps", "40000", "--logdir", str(tmp_path), "--no-gif"]) == 0
+    args = ["--total-env-steps", "40000", "--seed", "7", "--logdir", str(tmp_path), "--no-gif"]
+    assert train.main(args) == 0
     summary = json.loads((only_run(tmp_path) / "summary.json").read_text())
-    # a random policy scores about 20; the default settings solve seed 1 well inside this budget
-    assert summary["final_eval"]["greedy"]["mean"] >= 400
-    assert summary["env_steps"] <= 40000 + 16 * 500
+    # a random policy scores about 20; the defaults solve seed 7 well inside this budget
+    assert summary["solved"] and summary["final_eval"]["greedy"]["mean"] >= 400
+    assert summary["env_steps"] <= 40000 + 8 * 500
 
 
 def test_run_folder_holds_tags_hparams_gif_and_summary(tmp_path):
@@ -86,7 +87,7 @@ def test_preset_seed_is_the_notebooks_setting_and_flags_override_it():
         200,
         100,
     )
-    assert not config.stop_when_solved
+    assert not config.stop_when_solved and not config.agent.normalize_observations
     agent = config.agent
     assert (agent.gamma, agent.normalize, agent.learning_rate, agent.hidden_sizes, agent.activation) == (
         0.95,
