@@ -76,7 +76,7 @@ class Config:
     histogram_every: int = _setting(50, "log parameter histograms every this many updates")
     gif: bool = _setting(True, "record a GIF of one greedy episode at the end")
     watch_episodes: int = _setting(3, "episodes played by --watch")
-    threads: int = _setting(1, "torch CPU threads (1 is fastest for small networks)")
+    threads: int | None = _setting(None, "torch CPU threads for the updates (none: torch's default, all cores)")
     checkpoint_every: int = _setting(20, "write the run's checkpoint.pt every this many updates (and at the end)")
     max_nonfinite_updates: int = _setting(10, "stop after this many updates in a row with a non-finite loss")
     agent: AgentConfig = field(default_factory=AgentConfig)
@@ -91,14 +91,13 @@ class Config:
             "print_every",
             "histogram_every",
             "watch_episodes",
-            "threads",
             "checkpoint_every",
             "max_nonfinite_updates",
         )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_episode_steps", "max_updates"):
+        for name in ("max_episode_steps", "max_updates", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 or none, got {getattr(self, name)}")
         if self.num_envs > self.episodes_per_update:
@@ -247,7 +246,8 @@ class RunState:
 
 def build(config: Config) -> tuple[VectorEnv, ReinforceAgent]:
     """The training environments and a fresh agent, both seeded from ``config.seed``."""
-    torch.set_num_threads(config.threads)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     env = make_vector_env(config.env, config.num_envs, config.max_episode_steps, config.vectorization)
     agent = ReinforceAgent(env.single_observation_space, env.single_action_space, config.agent, seed=config.seed)
     return env, agent
