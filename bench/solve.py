@@ -148,6 +148,7 @@ def plot(runs: list[dict], criteria: tuple[str, ...], path: str) -> None:
         ]
         axis.plot(grid, means, color="black", lw=2, label="mean of the seeds still running")
         axis.axhline(475, color="red", ls="--", lw=1, label="solved (475)")
+        axis.set_xscale("log")
         axis.set(title=f"CartPole-v1, {criterion} evaluation", xlabel="env steps", ylabel="100-episode mean return")
         axis.legend(loc="lower right")
     figure.tight_layout()

@@ -132,3 +132,14 @@ def test_heuristic_matches_the_notebook():
     assert line.startswith("Mean: ") and ", Std: " in line and ", Min: " in line and ", Max: " in line
     assert CARTPOLE_OBSERVATION == ("cart position", "cart velocity", "pole angle", "pole angular velocity")
     assert lean_policy(np.array([[0, 0, 0.1, 0], [0, 0, -0.1, 0]])).tolist() == [1, 0]
+
+
+def test_async_vector_env_collects_the_same_episodes_as_sync():
+    batches = []
+    for mode in ("sync", "async"):
+        env = make_vector_env("CartPole-v1", 3, vectorization=mode)
+        batches.append(collect_episodes(env, random_actions(4), np.array([2, 1, 2]), seed=5).batch)
+        env.close()
+    sync, asynchronous = batches
+    for name in ("observations", "actions", "rewards", "terminated", "truncated", "valid"):
+        assert (getattr(sync, name) == getattr(asynchronous, name)).all(), name
