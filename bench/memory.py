@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import split_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -26,9 +28,7 @@ def rss_mb(pid: int) -> float:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    settings = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, settings = split_settings(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--updates", type=int, default=2000, help="updates to run (default: 2000)")
     parser.add_argument("--every", type=int, default=100, help="updates between readings (default: 100)")

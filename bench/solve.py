@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import split_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -156,9 +157,7 @@ def plot(runs: list[dict], criteria: tuple[str, ...], path: str) -> None:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    settings = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, settings = split_settings(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="1-20", help="e.g. 1-20 or 1,3,5 (default: 1-20)")
     parser.add_argument("--criterion", choices=("greedy", "sampled", "both"), default="both")

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import split_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,9 +56,7 @@ def raw_sps(num_envs: int, seconds: float) -> float:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    settings = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, settings = split_settings(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", default="1,16,256,1024", help="values of N (default: 1,16,256,1024)")
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per row and side (default: 5)")
