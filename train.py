@@ -372,6 +372,9 @@ class Run:
             self.env.single_action_space,
         ):
             raise CheckpointError(f"{path} was saved for other spaces than {self.config.env}'s")
+        changed = sorted(k for k, v in asdict(self.config.agent).items() if asdict(agent.config)[k] != v)
+        if changed:
+            raise ValueError(f"--resume cannot change the agent's settings ({', '.join(changed)}): start a new run")
         self.agent = agent
 
     def checkpoint(self) -> None:

@@ -77,6 +77,7 @@ BAD_INPUT = [
     (["--resume", "{root}/missing_run"], "not a run folder"),
     (["--resume", "{root}/empty_dir"], "not a run folder"),
     (["--resume", "{run}", "--env", "Acrobot-v1"], "other spaces than Acrobot-v1's"),
+    (["--resume", "{run}", "--learning-rate", "0.5"], "cannot change the agent's settings (learning_rate)"),
     (["--logdir", "{root}/blocker/runs"], "cannot create a run folder under --logdir"),
 ]
 
