@@ -160,7 +160,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     modes.add_argument("--heuristic", action="store_true", help="evaluate the notebook's hard-coded CartPole policy")
     modes.add_argument("--watch", metavar="RUN_DIR_OR_MODEL", help="play a saved agent (window, or a GIF)")
     modes.add_argument(
-        "--resume", metavar="RUN_DIR", help="continue a stopped run in its folder (flags given override)"
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped run in its folder (flags may change the budget, not the agent)",
     )
     settings = parser.add_argument_group("settings")
     for name, f, default, kind in _settings():
