@@ -269,7 +269,7 @@ def learn(
         config.max_updates is None or state.updates < config.max_updates
     ):
         started = time.perf_counter()
-        rollout = collect_episodes(env, agent.act, quotas, seed=derive_seed(config.seed, TRAINING, state.updates))
+        rollout = collect_episodes(env, agent.sample, quotas, seed=derive_seed(config.seed, TRAINING, state.updates))
         stats = agent.update(rollout.batch)
         state.train_seconds += time.perf_counter() - started
         state.updates += 1
@@ -393,8 +393,9 @@ class Run:
         for suffix in ("", "_min", "_max", "_std"):
             writer.add_scalar(f"charts/episodic_return{suffix}", getattr(returns, suffix[1:] or "mean")(), step)
         writer.add_scalar("charts/episodic_length", rollout.episode_lengths.mean(), step)
-        for name in ("policy_loss", "entropy", "grad_norm"):
-            writer.add_scalar(f"losses/{name}", stats[name], step)
+        for name, value in stats.items():  # policy_loss, entropy, grad_norm, and the baseline's if any
+            if name != "skipped_steps":
+                writer.add_scalar(f"losses/{name}", value, step)
         writer.add_scalar("losses/skipped_updates", self.state.skipped_updates, step)
         writer.add_scalar("charts/learning_rate", self.agent.optimizer.param_groups[0]["lr"], step)
         writer.add_scalar("charts/SPS", step / self.state.train_seconds, step)

@@ -24,6 +24,7 @@ from agents.reinforce import (
     Policy,
     discounted_returns,
     episode_ids,
+    mlp,
     normalize_advantages,
     policy_gradient_loss,
 )
@@ -55,6 +56,15 @@ class AgentConfig:
     minibatch_size: int | None = field(
         default=None, metadata={"help": "steps per gradient step within a pass (none: the whole batch)"}
     )
+    baseline: bool = field(
+        default=False,
+        metadata={"help": "subtract a learnt state value V(s) from the returns (REINFORCE with baseline)"},
+    )
+    value_learning_rate: float = field(default=0.01, metadata={"help": "Adam learning rate of the baseline V(s)"})
+    entropy_coef: float = field(default=0.0, metadata={"help": "weight of the entropy bonus in the loss"})
+    max_grad_norm: float | None = field(
+        default=None, metadata={"help": "clip each network's gradient to this norm (none: no clipping)"}
+    )
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
@@ -72,14 +82,26 @@ class AgentConfig:
             raise ValueError(f"passes must be >= 1, got {self.passes}")
         if self.minibatch_size is not None and self.minibatch_size < 1:
             raise ValueError(f"minibatch_size must be >= 1 or none, got {self.minibatch_size}")
+        if not self.value_learning_rate > 0:
+            raise ValueError(f"value_learning_rate must be > 0, got {self.value_learning_rate}")
+        if not self.entropy_coef >= 0:
+            raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or none, got {self.max_grad_norm}")
 
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
     """Raise a one-line ``ValueError`` unless the agent supports these spaces."""
-    if not isinstance(observation_space, spaces.Box):
-        raise ValueError(f"unsupported observation space {observation_space}: the agent supports Box observations")
-    if not isinstance(action_space, spaces.Discrete) or action_space.n < 2:
-        raise ValueError(f"unsupported action space {action_space}: the agent supports Discrete(n) actions, n >= 2")
+    if not isinstance(observation_space, (spaces.Box, spaces.Discrete)):
+        raise ValueError(
+            f"unsupported observation space {observation_space}: the agent supports Box (flattened) and "
+            "Discrete (one-hot) observations"
+        )
+    supported = "Discrete(n) with n >= 2, or Box"
+    if isinstance(action_space, spaces.Discrete) and action_space.n < 2:
+        raise ValueError(f"unsupported action space {action_space}: the agent supports {supported}")
+    if not isinstance(action_space, (spaces.Box, spaces.Discrete)):
+        raise ValueError(f"unsupported action space {action_space}: the agent supports {supported}")
 
 
 def space_to_dict(space: spaces.Space) -> dict[str, Any]:
@@ -162,26 +184,50 @@ class ReinforceAgent:
         self.observation_space = observation_space
         self.action_space = action_space
         self.config = config or AgentConfig()
-        self.obs_dim = int(np.prod(observation_space.shape))
-        self._action_start = int(action_space.start)
+        self._one_hot = isinstance(observation_space, spaces.Discrete)
+        self.obs_dim = int(observation_space.n) if self._one_hot else int(np.prod(observation_space.shape))
+        self._continuous = isinstance(action_space, spaces.Box)
+        self._action_start = 0 if self._continuous else int(action_space.start)
         self.rng = np.random.default_rng(seed)
+        config = self.config
         with torch.random.fork_rng():
             if seed is not None:
                 torch.manual_seed(seed)
             self.policy = Policy(
                 self.obs_dim,
-                int(action_space.n),
-                self.config.hidden_sizes,
-                self.config.activation,
-                self.config.normalize_observations,
+                None if self._continuous else int(action_space.n),
+                config.hidden_sizes,
+                config.activation,
+                config.normalize_observations,
+                action_dim=int(np.prod(action_space.shape)) if self._continuous else None,
             )
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
+            # the baseline V(s) reads the policy's normalised inputs
+            self.value = mlp(self.obs_dim, 1, config.hidden_sizes, config.activation) if config.baseline else None
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate)
+        if self.value is not None:
+            self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=config.value_learning_rate)
         self._actor: Actor | None = None
         self._actor_key: tuple = ()
         self._policy_tensors = [*self.policy.parameters(), *self.policy.buffers()]
 
     def _observations(self, observations: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Observations as the policy's flat float inputs (Discrete ones one-hot)."""
+        if self._one_hot:
+            index = torch.as_tensor(observations).long().reshape(-1) - int(self.observation_space.start)
+            return torch.nn.functional.one_hot(index, self.obs_dim).float()
         return torch.as_tensor(observations, dtype=torch.float32).reshape(-1, self.obs_dim)
+
+    def _numpy_observations(self, observations: np.ndarray) -> np.ndarray:
+        if self._one_hot:
+            index = np.asarray(observations).reshape(-1) - int(self.observation_space.start)
+            return np.eye(self.obs_dim, dtype=np.float32)[index]
+        return np.reshape(observations, (-1, self.obs_dim))
+
+    def _policy_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Actions as the policy's distribution scores them: indices from 0, or flat float vectors."""
+        if self._continuous:
+            return actions.float().reshape(-1, self.policy.net[-1].out_features)
+        return actions.reshape(-1) - self._action_start
 
     def act(
         self,
@@ -189,17 +235,32 @@ class ReinforceAgent:
         deterministic: bool = False,
         rng: np.random.Generator | None = None,
     ) -> np.ndarray:
-        """Actions for one observation or a batch of them (numpy in, numpy out).
+        """Actions for one observation or a batch of them (numpy in, numpy out), inside the action
+        space: sampled with ``rng`` if given, else with the agent's own generator, or the most likely
+        ones (the Gaussian's mean) if ``deterministic``."""
+        return self.sample(observations, deterministic, rng)[0]
 
-        Sampling uses ``rng`` if given, else the agent's own; ``deterministic`` takes the most likely
-        action instead. Acting runs on a numpy snapshot of the policy (see ``Actor``), taken again
-        whenever a parameter or statistic of the policy has changed.
+    def sample(
+        self,
+        observations: np.ndarray,
+        deterministic: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(actions for the environment, actions to learn from)``: for a Box action space the first
+        are clipped to its bounds and the second are the Gaussian's unclipped samples, whose
+        log-probabilities the update needs; for Discrete actions they are the same.
+
+        Acting runs on a numpy snapshot of the policy (see ``Actor``), taken again whenever a
+        parameter or statistic of the policy has changed.
         """
         single = np.shape(observations) == self.observation_space.shape
-        actions = self.actor()(np.reshape(observations, (-1, self.obs_dim)), deterministic, rng or self.rng)
-        if self._action_start:
-            actions = actions + self._action_start
-        return actions[0] if single else actions
+        drawn = self.actor()(self._numpy_observations(observations), deterministic, rng or self.rng)
+        if self._continuous:
+            drawn = drawn.reshape(-1, *self.action_space.shape)
+            taken = np.clip(drawn, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
+        else:
+            taken = drawn = drawn + self._action_start if self._action_start else drawn
+        return (taken[0], drawn[0]) if single else (taken, drawn)
 
     def actor(self) -> Actor:
         """The numpy snapshot of the current policy, taken again after any in-place change of its
@@ -212,18 +273,32 @@ class ReinforceAgent:
     def loss(self, observations: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
         """The REINFORCE loss on flat per-step tensors (see ``policy_gradient_loss``)."""
         distribution = self.policy(self._observations(observations))
-        return policy_gradient_loss(distribution.log_prob(actions - self._action_start), advantages)
+        return policy_gradient_loss(distribution.log_prob(self._policy_actions(actions)), advantages)
 
     def advantages(self, batch: EpisodeBatch) -> torch.Tensor:
-        """Discounted returns of every step of ``batch``, normalised as configured."""
-        ends = batch.ends
+        """The advantage of every step of ``batch``: its discounted return, minus the baseline's value
+        of its state if ``baseline``, normalised as configured (zero at invalid steps)."""
+        return self._returns_and_advantages(batch)[1]
+
+    def values(self, observations: torch.Tensor) -> torch.Tensor:
+        """The baseline's V(s) for flat per-step observations."""
+        return self.value(self.policy.normalizer(self._observations(observations))).squeeze(-1)
+
+    def _returns_and_advantages(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        ends, valid = batch.ends, batch.valid
         returns = discounted_returns(batch.rewards, self.config.gamma, ends)
+        deltas = returns
+        if self.value is not None:
+            with torch.no_grad():
+                deltas = returns.clone()
+                deltas[valid] -= self.values(batch.observations[valid])
         ids = episode_ids(ends) if self.config.normalize == "episode" else None
-        return normalize_advantages(returns, batch.valid, self.config.normalize, ids)
+        return returns, normalize_advantages(deltas, valid, self.config.normalize, ids)
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
-        """Learn from a batch of complete episodes; returns loss, entropy, gradient norm and the
-        number of gradient steps skipped because their loss or gradient was not finite.
+        """Learn from a batch of complete episodes; returns loss, entropy, gradient norm (before any
+        clipping), with a baseline its value loss and explained variance, and the number of gradient
+        steps skipped because a loss or gradient was not finite.
 
         By default this is one gradient step on the whole batch, the textbook update. With ``passes`` >
         1 or a ``minibatch_size``, it makes several steps over shuffled minibatches of the same data
@@ -232,48 +307,59 @@ class ReinforceAgent:
         the gradient steps, so that the steps use the statistics the actions were sampled with.
         """
         valid = batch.valid
-        advantages = self.advantages(batch)[valid]
+        returns, advantages = (x[valid] for x in self._returns_and_advantages(batch))
         observations = self._observations(batch.observations[valid])
-        actions = batch.actions[valid] - self._action_start
+        actions = self._policy_actions(batch.actions[valid])
+        extra = {}
+        if self.value is not None:
+            with torch.no_grad():
+                residual = returns - self.values(batch.observations[valid])
+            extra["explained_variance"] = (1 - residual.var(unbiased=False) / returns.var(unbiased=False)).item()
         n_steps = len(advantages)
         size = n_steps if self.config.minibatch_size is None else min(self.config.minibatch_size, n_steps)
-        totals = {"policy_loss": 0.0, "entropy": 0.0, "grad_norm": 0.0}
+        totals: dict[str, float] = {}
         gradient_steps = skipped = 0
         for _ in range(self.config.passes):
-            if size == n_steps:
-                minibatches = [(observations, actions, advantages)]
-            else:
-                order = torch.from_numpy(self.rng.permutation(n_steps))
-                minibatches = [(observations[idx], actions[idx], advantages[idx]) for idx in order.split(size)]
-            for minibatch in minibatches:
-                stats, applied = self._gradient_step(*minibatch)
+            order = torch.from_numpy(self.rng.permutation(n_steps)) if size < n_steps else None
+            for idx in order.split(size) if order is not None else [slice(None)]:
+                stats, applied = self._gradient_step(observations[idx], actions[idx], advantages[idx], returns[idx])
                 for name, value in stats.items():
-                    totals[name] += value
+                    totals[name] = totals.get(name, 0.0) + value
                 gradient_steps += 1
                 skipped += not applied
         if self.config.normalize_observations and not skipped:
-            self.policy.update_normalizer(observations)
-        return {name: total / gradient_steps for name, total in totals.items()} | {"skipped_steps": skipped}
+            self.policy.update_normalizer(observations, also=[self.value[0]] if self.value is not None else [])
+        means = {name: total / gradient_steps for name, total in totals.items()}
+        return means | extra | {"skipped_steps": skipped}
 
     def _gradient_step(
-        self, observations: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor
+        self, observations: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor
     ) -> tuple[dict[str, float], bool]:
-        """One Adam step, unless the loss or the gradient is not finite: then the weights stay as they
-        are and the step reports ``False``."""
+        """One Adam step of the policy (and of the baseline), unless a loss or a gradient is not
+        finite: then no weight moves and the step reports ``False``."""
         distribution = self.policy(observations)
-        loss = policy_gradient_loss(distribution.log_prob(actions), advantages)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), float("inf"))
-        applied = bool(torch.isfinite(loss) and torch.isfinite(grad_norm))
-        if applied:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        stats = {
-            "policy_loss": loss.item(),
-            "entropy": distribution.entropy().mean().item(),
-            "grad_norm": grad_norm.item(),
-        }
+        entropy = distribution.entropy().mean()
+        loss = policy_gradient_loss(distribution.log_prob(actions), advantages) - self.config.entropy_coef * entropy
+        losses, optimizers = [loss], [self.optimizer]
+        if self.value is not None:
+            predicted = self.value(self.policy.normalizer(observations)).squeeze(-1)
+            losses.append(torch.nn.functional.mse_loss(predicted, returns))
+            optimizers.append(self.value_optimizer)
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        sum(losses).backward()  # the networks share no parameter: each gets its own loss's gradient
+        limit = self.config.max_grad_norm or float("inf")
+        norms = [torch.nn.utils.clip_grad_norm_(self.policy.parameters(), limit)]
+        if self.value is not None:
+            norms.append(torch.nn.utils.clip_grad_norm_(self.value.parameters(), limit))
+        applied = all(bool(torch.isfinite(x)) for x in [*losses, *norms])
+        for optimizer in optimizers:
+            if applied:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        stats = {"policy_loss": loss.item(), "entropy": entropy.item(), "grad_norm": norms[0].item()}
+        if self.value is not None:
+            stats["value_loss"] = losses[1].item()
         return stats, applied
 
     def state_dict(self) -> dict[str, Any]:
@@ -286,7 +372,11 @@ class ReinforceAgent:
             "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": self.rng.bit_generator.state,
-        }
+        } | (
+            {"value": self.value.state_dict(), "value_optimizer": self.value_optimizer.state_dict()}
+            if self.value is not None
+            else {}
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the agent to ``path`` atomically: a crash mid-write leaves any older file intact."""
@@ -303,6 +393,9 @@ class ReinforceAgent:
             agent.policy.load_state_dict(state["policy"])
             agent.optimizer.load_state_dict(state["optimizer"])
             agent.rng.bit_generator.state = state["rng"]
+            if agent.value is not None:
+                agent.value.load_state_dict(state["value"])
+                agent.value_optimizer.load_state_dict(state["value_optimizer"])
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointError(f"checkpoint does not fit the agent ({type(error).__name__}: {error})") from None
         return agent

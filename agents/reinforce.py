@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Categorical, Distribution
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 Normalization = Literal["batch", "episode", "none"]
 NORMALIZATIONS: tuple[str, ...] = ("batch", "episode", "none")
@@ -69,12 +69,17 @@ class ObservationNormalizer(nn.Module):
         return (observations - self.shift) * self.scale
 
     @torch.no_grad()
-    def update(self, observations: torch.Tensor) -> None:
-        """Merge a batch's statistics into the running ones (Chan et al.'s parallel update)."""
+    def update(self, observations: torch.Tensor, preserve: Sequence[nn.Linear] = ()) -> None:
+        """Merge a batch's statistics into the running ones (Chan et al.'s parallel update).
+
+        Each layer in ``preserve`` (the first layer of a network fed by this normaliser) absorbs the
+        change of shift and scale, so that its network computes the same function as before.
+        """
         batch = observations.reshape(-1, self.mean.numel()).double()
         n = batch.shape[0]
         if n == 0:
             return
+        old_shift, old_scale = self.shift.clone(), self.scale.clone()
         total = self.count + n
         delta = batch.mean(0) - self.mean
         batch_var = batch.var(0, unbiased=False)
@@ -84,56 +89,74 @@ class ObservationNormalizer(nn.Module):
         self.shift.copy_(self.mean)
         # a feature that never varies (so far) is only centred, not blown up
         self.scale.copy_(torch.where(self.var > 1e-8, self.var.rsqrt(), torch.ones_like(self.var)))
+        for layer in preserve:
+            layer.bias.add_(layer.weight @ (old_scale * (self.shift - old_shift)))
+            layer.weight.mul_(old_scale / self.scale)
+
+
+def mlp(in_features: int, out_features: int, hidden_sizes: Sequence[int], activation: str) -> nn.Sequential:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
+    layers: list[nn.Module] = []
+    for size in hidden_sizes:
+        layers += [nn.Linear(in_features, size), ACTIVATIONS[activation][0]()]
+        in_features = size
+    return nn.Sequential(*layers, nn.Linear(in_features, out_features))
+
+
+LOG_STD_RANGE = (-5.0, 2.0)  # std from 0.007 to 7.4: wide enough to explore, never 0 or inf
 
 
 class Policy(nn.Module):
-    """An MLP from flat observations to a distribution over ``n_actions`` discrete actions.
+    """An MLP from flat observations to a distribution over actions.
 
-    Two actions use the seed notebook's head: one logit, a Bernoulli on "action 1" (with one hidden
-    layer of 16 units on CartPole that is its 97 parameters). More actions use a Categorical head.
-    With ``normalize_observations`` the inputs first pass an ``ObservationNormalizer``.
+    Discrete actions (``n_actions``): two use the seed notebook's head, one logit and a Bernoulli on
+    "action 1" (with one hidden layer of 16 units on CartPole that is its 97 parameters); more use a
+    Categorical head. Continuous actions (``action_dim``): a diagonal Gaussian whose mean is the MLP's
+    output and whose log standard deviation is a learnt vector, the same for every state, clamped to
+    ``LOG_STD_RANGE``. With ``normalize_observations`` the inputs first pass an ``ObservationNormalizer``.
     """
 
     def __init__(
         self,
         obs_dim: int,
-        n_actions: int,
+        n_actions: int | None = None,
         hidden_sizes: Sequence[int] = (16,),
         activation: str = "elu",
         normalize_observations: bool = False,
+        action_dim: int | None = None,
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
-        if n_actions < 2:
+        if (n_actions is None) == (action_dim is None):
+            raise ValueError("a policy needs either n_actions (discrete) or action_dim (continuous)")
+        if n_actions is not None and n_actions < 2:
             raise ValueError(f"a policy needs at least 2 actions, got {n_actions}")
-        layers: list[nn.Module] = []
-        width = obs_dim
-        for size in hidden_sizes:
-            layers += [nn.Linear(width, size), ACTIVATIONS[activation][0]()]
-            width = size
+        self.continuous = action_dim is not None
         self.n_actions = n_actions
         self.activation = activation
-        layers.append(nn.Linear(width, 1 if n_actions == 2 else n_actions))
-        self.net = nn.Sequential(*layers)
+        outputs = action_dim if self.continuous else 1 if n_actions == 2 else n_actions
+        self.net = mlp(obs_dim, outputs, hidden_sizes, activation)
         self.normalizer = ObservationNormalizer(obs_dim) if normalize_observations else nn.Identity()
+        if self.continuous:
+            self.log_std = nn.Parameter(torch.zeros(action_dim))
+
+    def std(self) -> torch.Tensor:
+        return self.log_std.clamp(*LOG_STD_RANGE).exp()
 
     def forward(self, observations: torch.Tensor) -> Distribution:
         # no argument validation: it costs time, and a non-finite batch must reach the update's guard
-        logits = self.net(self.normalizer(observations))
+        out = self.net(self.normalizer(observations))
+        if self.continuous:
+            normal = Normal(out, self.std().expand_as(out), validate_args=False)
+            return Independent(normal, 1, validate_args=False)
         if self.n_actions == 2:
-            return BinaryBernoulli(logits=logits.squeeze(-1), validate_args=False)
-        return Categorical(logits=logits, validate_args=False)
+            return BinaryBernoulli(logits=out.squeeze(-1), validate_args=False)
+        return Categorical(logits=out, validate_args=False)
 
-    @torch.no_grad()
-    def update_normalizer(self, observations: torch.Tensor) -> None:
-        """Refresh the input statistics without changing the policy: the first layer's weights and
-        bias absorb the change of shift and scale, so every observation maps to the same logits."""
-        old_shift, old_scale = self.normalizer.shift.clone(), self.normalizer.scale.clone()
-        self.normalizer.update(observations)
-        first = self.net[0]
-        first.bias.add_(first.weight @ (old_scale * (self.normalizer.shift - old_shift)))
-        first.weight.mul_(old_scale / self.normalizer.scale)
+    def update_normalizer(self, observations: torch.Tensor, also: Sequence[nn.Linear] = ()) -> None:
+        """Refresh the input statistics without changing the policy (nor the networks whose first
+        layers are in ``also``): see ``ObservationNormalizer.update``."""
+        self.normalizer.update(observations, preserve=[self.net[0], *also])
 
 
 class Actor:
@@ -155,8 +178,10 @@ class Actor:
             self.layers[0] = (weight * scale[:, None], bias - (shift * scale) @ weight)
         self.activation = ACTIVATIONS[policy.activation][1]
         self.n_actions = policy.n_actions
+        self.std = policy.std().detach().numpy().copy() if policy.continuous else None
 
     def logits(self, observations: np.ndarray) -> np.ndarray:
+        """The network's output: logits, or the Gaussian's mean for continuous actions."""
         x = np.asarray(observations, dtype=np.float32)
         for weight, bias in self.layers[:-1]:
             x = self.activation(x @ weight + bias)
@@ -166,6 +191,10 @@ class Actor:
     def __call__(self, observations: np.ndarray, deterministic: bool, rng: np.random.Generator) -> np.ndarray:
         """Actions for a ``(B, obs_dim)`` batch: sampled with ``rng``, or the most likely ones."""
         logits = self.logits(observations)
+        if self.std is not None:
+            if deterministic:
+                return logits
+            return logits + self.std * rng.standard_normal(logits.shape, dtype=np.float32)
         if self.n_actions == 2:
             logits = logits[:, 0]
             if deterministic:
@@ -258,7 +287,7 @@ class EpisodeBatch:
     """
 
     observations: torch.Tensor  # (T, N, obs_dim) float32
-    actions: torch.Tensor  # (T, N) int64
+    actions: torch.Tensor  # (T, N) int64 for discrete actions, (T, N, *action_shape) float32 for continuous
     rewards: torch.Tensor  # (T, N) float32
     terminated: torch.Tensor  # (T, N) bool
     truncated: torch.Tensor  # (T, N) bool
@@ -287,13 +316,15 @@ class EpisodeBatch:
         horizon, n = max(lengths), len(episodes)
         obs_dim = int(np.prod(np.shape(episodes[0][0])[1:]))
         observations = torch.zeros(horizon, n, obs_dim)
-        actions = torch.zeros(horizon, n, dtype=torch.long)
+        first_actions = np.asarray(episodes[0][1])
+        continuous = first_actions.dtype.kind == "f"
+        actions = torch.zeros(horizon, n, *first_actions.shape[1:], dtype=torch.float32 if continuous else torch.long)
         rewards = torch.zeros(horizon, n)
         ends = torch.zeros(horizon, n, dtype=torch.bool)
         for i, (obs, acts, rews) in enumerate(episodes):
             length = lengths[i]
             observations[:length, i] = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(length, -1)
-            actions[:length, i] = torch.as_tensor(np.asarray(acts, dtype=np.int64))
+            actions[:length, i] = torch.as_tensor(np.asarray(acts, dtype=np.float32 if continuous else np.int64))
             rewards[:length, i] = torch.as_tensor(np.asarray(rews, dtype=np.float32))
             ends[length - 1, i] = True
         valid = torch.arange(horizon)[:, None] < torch.tensor(lengths)[None, :]

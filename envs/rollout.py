@@ -44,11 +44,14 @@ def split_episodes(total: int, num_envs: int) -> np.ndarray:
 
 def collect_episodes(
     env: VectorEnv,
-    act: Callable[[np.ndarray], np.ndarray],
+    act: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     episodes_per_env: np.ndarray,
     seed: int | None = None,
 ) -> Rollout:
     """Reset ``env`` and play exactly ``episodes_per_env[i]`` complete episodes in sub-environment i.
+
+    ``act`` maps observations to ``(actions for the environment, actions to record)``, as
+    ``ReinforceAgent.sample`` does: they differ where continuous actions are clipped to the space.
 
     Every environment plays its whole quota whatever the episodes' lengths, so the batch is an
     unbiased sample of the current policy (stopping at the first N finished episodes would favour
@@ -65,9 +68,9 @@ def collect_episodes(
     # The hot loop only steps and stores; masks and statistics are derived afterwards, vectorised.
     # A NEXT_STEP reset step reports terminated = truncated = False, so every True is an episode end.
     while remaining.max() > 0:
-        actions = act(observations)
+        actions, recorded = act(observations)
         obs_steps.append(observations)
-        action_steps.append(actions)
+        action_steps.append(recorded)
         observations, rewards, terminated, truncated, _ = env.step(actions)
         reward_steps.append(rewards)
         term_steps.append(terminated)
@@ -82,7 +85,7 @@ def collect_episodes(
     rewards = np.stack(reward_steps).astype(np.float32, copy=False)
     batch = EpisodeBatch(
         observations=torch.from_numpy(np.stack(obs_steps).astype(np.float32, copy=False)),
-        actions=torch.from_numpy(np.stack(action_steps).astype(np.int64, copy=False)),
+        actions=torch.from_numpy(_as_learnt(np.stack(action_steps))),
         rewards=torch.from_numpy(rewards),
         terminated=torch.from_numpy(terminated),
         truncated=torch.from_numpy(truncated),
@@ -90,6 +93,11 @@ def collect_episodes(
     )
     _, episode = np.unique(episode_ids(batch.ends)[batch.valid].numpy(), return_inverse=True)
     return Rollout(batch, np.bincount(episode, rewards[valid]), np.bincount(episode))
+
+
+def _as_learnt(actions: np.ndarray) -> np.ndarray:
+    """Discrete actions as int64 and continuous ones as float32, the dtypes ``EpisodeBatch`` holds."""
+    return actions.astype(np.float32 if actions.dtype.kind == "f" else np.int64, copy=False)
 
 
 def evaluate(
@@ -106,5 +114,5 @@ def evaluate(
     not, and however often, it is evaluated.
     """
     quotas = split_episodes(n_episodes, env.num_envs)
-    rollout = collect_episodes(env, lambda obs: agent.act(obs, deterministic, rng), quotas, seed)
+    rollout = collect_episodes(env, lambda obs: agent.sample(obs, deterministic, rng), quotas, seed)
     return rollout.episode_returns

@@ -168,7 +168,9 @@ def test_impossible_hyperparameters_are_refused(kwargs, message):
     "observation_space, action_space, named",
     [
         (spaces.Dict({"a": spaces.Discrete(2)}), spaces.Discrete(2), "observation"),
-        (CARTPOLE_OBS, spaces.Box(-1, 1, (2,)), "action"),
+        (CARTPOLE_OBS, spaces.MultiBinary(3), "action"),
+        (spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3))), spaces.Discrete(2), "observation"),
+        (spaces.Text(5), spaces.Discrete(2), "observation"),
         (CARTPOLE_OBS, spaces.Discrete(1), "action"),
     ],
 )

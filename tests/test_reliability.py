@@ -53,7 +53,7 @@ BAD_INPUT = [
     # (arguments, words the one-line message must contain); {root} and {run} are filled in
     (["--env", "CartPol-v1"], "did you mean CartPole-v1"),
     (["--env", "NoSuchEnv-v9"], "unknown environment id"),
-    (["--env", "Pendulum-v1"], "unsupported action space Box"),
+    (["--env", "Blackjack-v1"], "unsupported observation space Tuple"),
     (["--learning-rate", "0"], "learning_rate must be > 0"),
     (["--learning-rate", "-0.1"], "learning_rate must be > 0"),
     (["--gamma", "1.01"], "gamma must be in [0, 1]"),
