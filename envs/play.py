@@ -30,14 +30,29 @@ def _shrink(frame: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Episode:
-    total_reward: float = 0.0
-    length: int = 0
+    """One played episode: what the agent saw, drew and got, its total, and frames if rendered."""
+
+    observations: list[np.ndarray] = field(default_factory=list)
+    actions: list[np.ndarray] = field(default_factory=list)  # as drawn (unclipped), to learn from
+    rewards: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def total_reward(self) -> float:
+        return float(sum(self.rewards))
+
+    @property
+    def length(self) -> int:
+        return len(self.rewards)
+
+    def transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(observations, actions, rewards)``, as ``EpisodeBatch.from_episodes`` takes them."""
+        return np.array(self.observations), np.array(self.actions), np.array(self.rewards)
 
 
 def play_episode(agent: ReinforceAgent, env: gym.Env, seed: int | None = None, deterministic: bool = True) -> Episode:
-    """One episode with ``agent`` acting; when ``env`` renders ``rgb_array``, every ``FRAME_STRIDE``-th
-    frame is kept, shrunk by the same factor."""
+    """One episode of a single environment with ``agent`` acting (greedily by default); when ``env``
+    renders ``rgb_array``, every ``FRAME_STRIDE``-th frame is kept, shrunk by the same factor."""
     keep_frames = env.render_mode == "rgb_array"
     episode = Episode()
     observation, _ = env.reset(seed=seed)
@@ -45,10 +60,12 @@ def play_episode(agent: ReinforceAgent, env: gym.Env, seed: int | None = None, d
     while not done:
         if keep_frames and episode.length % FRAME_STRIDE == 0:
             episode.frames.append(_shrink(env.render()))
-        observation, reward, terminated, truncated, _ = env.step(agent.act(observation, deterministic))
-        episode.total_reward += float(reward)
-        episode.length += 1
-        done = terminated or truncated
+        taken, drawn = agent.sample(observation, deterministic)
+        next_observation, reward, terminated, truncated, _ = env.step(taken)
+        episode.observations.append(observation)
+        episode.actions.append(drawn)
+        episode.rewards.append(float(reward))
+        observation, done = next_observation, terminated or truncated
     if keep_frames:
         episode.frames.append(_shrink(env.render()))
     return episode

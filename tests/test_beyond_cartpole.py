@@ -153,45 +153,6 @@ def test_save_load_round_trip_with_baseline(tmp_path):
     np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
 
 
-class DriftEnv(gym.Env):
-    """A tiny environment of a user's own: move a point toward 0; rewards depend on the distance."""
-
-    observation_space = spaces.Box(-10.0, 10.0, (1,), np.float32)
-    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.x, self.t = self.np_random.uniform(-3, 3), 0
-        return np.array([self.x], np.float32), {}
-
-    def step(self, action):
-        self.x = float(np.clip(self.x + float(action[0]), -10, 10))
-        self.t += 1
-        return np.array([self.x], np.float32), -abs(self.x), False, self.t >= 10, {}
-
-
-def test_ten_line_example_on_a_users_own_environment():
-    env = DriftEnv()
-    agent = ReinforceAgent(env.observation_space, env.action_space, AgentConfig(baseline=True), seed=0)
-
-    def play(deterministic=False):
-        obs, _ = env.reset()
-        steps, done = [], False
-        while not done:
-            taken, drawn = agent.sample(obs, deterministic)
-            next_obs, reward, terminated, truncated, _ = env.step(taken)
-            steps.append((obs, drawn, reward))
-            obs, done = next_obs, terminated or truncated
-        return [np.array(column) for column in zip(*steps)]
-
-    env.reset(seed=0)
-    before = np.mean([play(True)[2].sum() for _ in range(20)])
-    for _ in range(60):
-        agent.update(EpisodeBatch.from_episodes([play() for _ in range(8)]))
-    after = np.mean([play(True)[2].sum() for _ in range(20)])
-    assert after > before + 3  # it learnt to move toward 0 (a random start costs about 15 per episode)
-
-
 def test_a_short_inverted_pendulum_run_improves(tmp_path):
     try:
         gym.make("InvertedPendulum-v5").close()
