@@ -278,13 +278,15 @@ class ReinforceAgent:
     def advantages(self, batch: EpisodeBatch) -> torch.Tensor:
         """The advantage of every step of ``batch``: its discounted return, minus the baseline's value
         of its state if ``baseline``, normalised as configured (zero at invalid steps)."""
-        return self._returns_and_advantages(batch)[1]
+        return self._returns_and_advantages(batch)[2]
 
     def values(self, observations: torch.Tensor) -> torch.Tensor:
         """The baseline's V(s) for flat per-step observations."""
         return self.value(self.policy.normalizer(self._observations(observations))).squeeze(-1)
 
-    def _returns_and_advantages(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _returns_and_advantages(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns, returns minus the baseline's values (the returns without a baseline), and the
+        normalised advantages, all as ``(T, N)`` grids."""
         ends, valid = batch.ends, batch.valid
         returns = discounted_returns(batch.rewards, self.config.gamma, ends)
         deltas = returns
@@ -293,7 +295,7 @@ class ReinforceAgent:
                 deltas = returns.clone()
                 deltas[valid] -= self.values(batch.observations[valid])
         ids = episode_ids(ends) if self.config.normalize == "episode" else None
-        return returns, normalize_advantages(deltas, valid, self.config.normalize, ids)
+        return returns, deltas, normalize_advantages(deltas, valid, self.config.normalize, ids)
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
         """Learn from a batch of complete episodes; returns loss, entropy, gradient norm (before any
@@ -307,14 +309,12 @@ class ReinforceAgent:
         the gradient steps, so that the steps use the statistics the actions were sampled with.
         """
         valid = batch.valid
-        returns, advantages = (x[valid] for x in self._returns_and_advantages(batch))
+        returns, deltas, advantages = (x[valid] for x in self._returns_and_advantages(batch))
         observations = self._observations(batch.observations[valid])
         actions = self._policy_actions(batch.actions[valid])
         extra = {}
-        if self.value is not None:
-            with torch.no_grad():
-                residual = returns - self.values(batch.observations[valid])
-            extra["explained_variance"] = (1 - residual.var(unbiased=False) / returns.var(unbiased=False)).item()
+        if self.value is not None:  # how much of the returns' variance the baseline explains
+            extra["explained_variance"] = (1 - deltas.var(unbiased=False) / returns.var(unbiased=False)).item()
         n_steps = len(advantages)
         size = n_steps if self.config.minibatch_size is None else min(self.config.minibatch_size, n_steps)
         totals: dict[str, float] = {}
