@@ -5,6 +5,8 @@ python train.py --env Acrobot-v1 --seed 3
 python train.py --preset seed            # the seed notebook's settings
 python train.py --heuristic              # the notebook's hard-coded CartPole policy
 python train.py --watch runs/<run>       # play a trained agent
+python train.py --resume runs/<run>      # continue a stopped run in its folder
+python train.py --env InvertedPendulum-v5 --learning-rate 0.01   # continuous actions
 python train.py --help                   # every setting, with its default
 """
 

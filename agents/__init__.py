@@ -1,4 +1,5 @@
-"""A REINFORCE (vanilla policy-gradient) agent for Gymnasium spaces, in PyTorch."""
+"""A REINFORCE (vanilla policy-gradient) agent for Gymnasium spaces, in PyTorch: Discrete or Box actions,
+Box or Discrete observations; acting, learning, saving and loading need no environment."""
 
 from agents.agent import AgentConfig, CheckpointError, ReinforceAgent, check_spaces
 from agents.reinforce import (
