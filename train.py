@@ -371,11 +371,7 @@ class Run:
             self.evaluator.evaluations, self.evaluator.next_check = checkpoint["evaluator"]
         except (CheckpointError, KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"{path} does not fit a run: {error}") from None
-        if (agent.observation_space, agent.action_space) != (
-            self.env.single_observation_space,
-            self.env.single_action_space,
-        ):
-            raise CheckpointError(f"{path} was saved for other spaces than {self.config.env}'s")
+        agent.check_fits(self.env.single_observation_space, self.env.single_action_space, self.config.env)
         changed = sorted(k for k, v in asdict(self.config.agent).items() if asdict(agent.config)[k] != v)
         if changed:
             raise ValueError(f"--resume cannot change the agent's settings ({', '.join(changed)}): start a new run")

@@ -262,6 +262,13 @@ class ReinforceAgent:
             taken = drawn = drawn + self._action_start if self._action_start else drawn
         return (taken[0], drawn[0]) if single else (taken, drawn)
 
+    def check_fits(self, observation_space: spaces.Space, action_space: spaces.Space, env_id: str) -> None:
+        """Raise a one-line ``CheckpointError`` unless the agent was built for these spaces."""
+        if (self.observation_space, self.action_space) != (observation_space, action_space):
+            raise CheckpointError(
+                f"the agent was saved for other spaces than {env_id}'s: use the environment it was trained on"
+            )
+
     def actor(self) -> Actor:
         """The numpy snapshot of the current policy, taken again after any in-place change of its
         tensors (an optimizer step, ``load_state_dict``, a normaliser update bump their ``_version``)."""

@@ -86,6 +86,11 @@ def encode_gif(frames: list[np.ndarray], fps: float) -> tuple[bytes, int, int]:
     return buffer.getvalue(), height, width
 
 
+def _episode_gif(episode: Episode, env: gym.Env) -> tuple[bytes, int, int]:
+    """The kept frames of ``episode`` as a GIF at the environment's speed."""
+    return encode_gif(episode.frames, env.metadata.get("render_fps", 30) / FRAME_STRIDE)
+
+
 def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
@@ -95,7 +100,7 @@ def record_gif(agent: ReinforceAgent, env_id: str, max_episode_steps: int | None
     env = make_env(env_id, max_episode_steps, render_mode="rgb_array")
     episode = play_episode(agent, env, seed=seed)
     env.close()
-    return encode_gif(episode.frames, env.metadata.get("render_fps", 30) / FRAME_STRIDE)
+    return _episode_gif(episode, env)
 
 
 def play(
@@ -105,15 +110,17 @@ def play(
     print each return over the time limit, as the seed notebook did."""
     render_mode = "human" if display_available() else "rgb_array"
     env = make_env(env_id, max_episode_steps, render_mode=render_mode)
-    if env.observation_space != agent.observation_space or env.action_space != agent.action_space:
+    try:
+        agent.check_fits(env.observation_space, env.action_space, env_id)
+    except CheckpointError:
         env.close()
-        raise CheckpointError(f"the agent was saved for other spaces than {env_id}'s: pass the right --env")
+        raise
     limit = env.spec.max_episode_steps
     for index in range(episodes):
         episode = play_episode(agent, env, seed=seed + index)
         print(f"{episode.total_reward:g}/{limit}" if limit else f"{episode.total_reward:g}")
         if render_mode == "rgb_array":
             path = gif_dir / f"watch_{index + 1}.gif"
-            path.write_bytes(encode_gif(episode.frames, env.metadata.get("render_fps", 30) / FRAME_STRIDE)[0])
+            path.write_bytes(_episode_gif(episode, env)[0])
             print(f"  no display: wrote {path}")
     env.close()
