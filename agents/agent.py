@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from gymnasium import spaces
 
 from agents.reinforce import (
@@ -125,6 +126,25 @@ def space_from_dict(data: dict[str, Any]) -> spaces.Space:
         dtype = np.dtype(data["dtype"])
         return spaces.Box(np.array(data["low"], dtype=dtype), np.array(data["high"], dtype=dtype), dtype=dtype)
     raise CheckpointError(f"unknown space type {data['type']!r} in checkpoint")
+
+
+def world_size() -> int:
+    """How many processes share each update (``torch.distributed``, e.g. under ``torchrun``)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` added up over the processes that share each update (in place); with one, itself."""
+    if world_size() > 1:
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def _variance(values: torch.Tensor) -> torch.Tensor:
+    """The variance of ``values`` over every process's steps."""
+    moments = all_sum(torch.stack([torch.tensor(float(len(values))), values.sum(), (values**2).sum()]).double())
+    count, total, squares = moments
+    return squares / count - (total / count) ** 2
 
 
 def save_atomically(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -302,7 +322,7 @@ class ReinforceAgent:
                 deltas = returns.clone()
                 deltas[valid] -= self.values(batch.observations[valid])
         ids = episode_ids(ends) if self.config.normalize == "episode" else None
-        return returns, deltas, normalize_advantages(deltas, valid, self.config.normalize, ids)
+        return returns, deltas, normalize_advantages(deltas, valid, self.config.normalize, ids, all_sum)
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
         """Learn from a batch of complete episodes; returns loss, entropy, gradient norm (before any
@@ -314,6 +334,11 @@ class ReinforceAgent:
         (advantages normalised once, over the whole batch); the statistics are then means over the steps.
         With ``normalize_observations``, the batch's observations update the input statistics after
         the gradient steps, so that the steps use the statistics the actions were sampled with.
+
+        Under ``torch.distributed`` each process passes its own episodes and every statistic is global:
+        the loss is the mean over the steps of all processes' batches (each process's part weighted by
+        its share of the steps), the normalisations use all-reduced sums, and the all-reduced gradient
+        gives every process the same step, the one a single process would take on all the episodes.
         """
         valid = batch.valid
         returns, deltas, advantages = (x[valid] for x in self._returns_and_advantages(batch))
@@ -321,52 +346,71 @@ class ReinforceAgent:
         actions = self._policy_actions(batch.actions[valid])
         extra = {}
         if self.value is not None:  # how much of the returns' variance the baseline explains
-            extra["explained_variance"] = (1 - deltas.var(unbiased=False) / returns.var(unbiased=False)).item()
+            extra["explained_variance"] = (1 - _variance(deltas) / _variance(returns)).item()
         n_steps = len(advantages)
+        if self.config.minibatch_size is not None and world_size() > 1:
+            raise ValueError("minibatch_size is not supported with several processes yet: leave it unset")
+        weight = n_steps / all_sum(torch.tensor(float(n_steps), dtype=torch.float64)).item()
         size = n_steps if self.config.minibatch_size is None else min(self.config.minibatch_size, n_steps)
         totals: dict[str, float] = {}
         gradient_steps = skipped = 0
         for _ in range(self.config.passes):
             order = torch.from_numpy(self.rng.permutation(n_steps)) if size < n_steps else None
             for idx in order.split(size) if order is not None else [slice(None)]:
-                stats, applied = self._gradient_step(observations[idx], actions[idx], advantages[idx], returns[idx])
+                minibatch = (observations[idx], actions[idx], advantages[idx], returns[idx])
+                stats, applied = self._gradient_step(*minibatch, weight)
                 for name, value in stats.items():
                     totals[name] = totals.get(name, 0.0) + value
                 gradient_steps += 1
                 skipped += not applied
         if self.config.normalize_observations and not skipped:
-            self.policy.update_normalizer(observations, also=[self.value[0]] if self.value is not None else [])
+            self.policy.update_normalizer(observations, [self.value[0]] if self.value is not None else [], all_sum)
         means = {name: total / gradient_steps for name, total in totals.items()}
         return means | extra | {"skipped_steps": skipped}
 
     def _gradient_step(
-        self, observations: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor
+        self,
+        observations: torch.Tensor,
+        actions: torch.Tensor,
+        advantages: torch.Tensor,
+        returns: torch.Tensor,
+        weight: float = 1.0,
     ) -> tuple[dict[str, float], bool]:
         """One Adam step of the policy (and of the baseline), unless a loss or a gradient is not
-        finite: then no weight moves and the step reports ``False``."""
+        finite: then no weight moves and the step reports ``False``. ``weight`` is this process's share
+        of the steps of all processes (1 for one process)."""
         distribution = self.policy(observations)
-        entropy = distribution.entropy().mean()
-        loss = policy_gradient_loss(distribution.log_prob(actions), advantages) - self.config.entropy_coef * entropy
-        losses, optimizers = [loss], [self.optimizer]
+        entropy = distribution.entropy().mean() * weight
+        pg_loss = policy_gradient_loss(distribution.log_prob(actions), advantages) * weight
+        loss = pg_loss - self.config.entropy_coef * entropy
+        losses, networks, optimizers = [loss], [self.policy], [self.optimizer]
         if self.value is not None:
             predicted = self.value(self.policy.normalizer(observations)).squeeze(-1)
-            losses.append(torch.nn.functional.mse_loss(predicted, returns))
+            losses.append(torch.nn.functional.mse_loss(predicted, returns) * weight)
+            networks.append(self.value)
             optimizers.append(self.value_optimizer)
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         sum(losses).backward()  # the networks share no parameter: each gets its own loss's gradient
         limit = self.config.max_grad_norm or float("inf")
-        norms = [torch.nn.utils.clip_grad_norm_(self.policy.parameters(), limit)]
-        if self.value is not None:
-            norms.append(torch.nn.utils.clip_grad_norm_(self.value.parameters(), limit))
-        applied = all(bool(torch.isfinite(x)) for x in [*losses, *norms])
+        norms = []
+        for network in networks:
+            parameters = [p for p in network.parameters() if p.grad is not None]
+            if world_size() > 1:
+                flat = all_sum(torch.cat([p.grad.reshape(-1) for p in parameters]))
+                for p, g in zip(parameters, flat.split([p.numel() for p in parameters])):
+                    p.grad.copy_(g.view_as(p))
+            norms.append(torch.nn.utils.clip_grad_norm_(parameters, limit))
+        totals = [all_sum(x.detach().clone()) for x in losses]
+        applied = all(bool(torch.isfinite(x)) for x in [*totals, *norms])
         for optimizer in optimizers:
             if applied:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        stats = {"policy_loss": loss.item(), "entropy": entropy.item(), "grad_norm": norms[0].item()}
+        stats = {"policy_loss": totals[0].item(), "entropy": all_sum(entropy.detach()).item()}
+        stats["grad_norm"] = norms[0].item()
         if self.value is not None:
-            stats["value_loss"] = losses[1].item()
+            stats["value_loss"] = totals[1].item()
         return stats, applied
 
     def state_dict(self) -> dict[str, Any]:

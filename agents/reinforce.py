@@ -21,6 +21,11 @@ Normalization = Literal["batch", "episode", "none"]
 NORMALIZATIONS: tuple[str, ...] = ("batch", "episode", "none")
 
 
+def local_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The default of the ``all_sum`` arguments below: one process, nothing to add up."""
+    return tensor
+
+
 def _numpy_gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x**3)))
 
@@ -69,20 +74,27 @@ class ObservationNormalizer(nn.Module):
         return (observations - self.shift) * self.scale
 
     @torch.no_grad()
-    def update(self, observations: torch.Tensor, preserve: Sequence[nn.Linear] = ()) -> None:
+    def update(
+        self,
+        observations: torch.Tensor,
+        preserve: Sequence[nn.Linear] = (),
+        all_sum: Callable[[torch.Tensor], torch.Tensor] = local_sum,
+    ) -> None:
         """Merge a batch's statistics into the running ones (Chan et al.'s parallel update).
 
         Each layer in ``preserve`` (the first layer of a network fed by this normaliser) absorbs the
         change of shift and scale, so that its network computes the same function as before.
+        ``all_sum`` adds a tensor up over the processes that share the batch (``torch.distributed``).
         """
         batch = observations.reshape(-1, self.mean.numel()).double()
-        n = batch.shape[0]
+        n = all_sum(torch.tensor(float(batch.shape[0]), dtype=torch.float64))
         if n == 0:
             return
         old_shift, old_scale = self.shift.clone(), self.scale.clone()
         total = self.count + n
-        delta = batch.mean(0) - self.mean
-        batch_var = batch.var(0, unbiased=False)
+        batch_mean = all_sum(batch.sum(0)) / n
+        batch_var = all_sum(((batch - batch_mean) ** 2).sum(0)) / n
+        delta = batch_mean - self.mean
         self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
         self.mean.add_(delta * n / total)
         self.count.copy_(total)
@@ -153,10 +165,15 @@ class Policy(nn.Module):
             return BinaryBernoulli(logits=out.squeeze(-1), validate_args=False)
         return Categorical(logits=out, validate_args=False)
 
-    def update_normalizer(self, observations: torch.Tensor, also: Sequence[nn.Linear] = ()) -> None:
+    def update_normalizer(
+        self,
+        observations: torch.Tensor,
+        also: Sequence[nn.Linear] = (),
+        all_sum: Callable[[torch.Tensor], torch.Tensor] = local_sum,
+    ) -> None:
         """Refresh the input statistics without changing the policy (nor the networks whose first
         layers are in ``also``): see ``ObservationNormalizer.update``."""
-        self.normalizer.update(observations, preserve=[self.net[0], *also])
+        self.normalizer.update(observations, [self.net[0], *also], all_sum)
 
 
 class Actor:
@@ -238,19 +255,21 @@ def normalize_advantages(
     valid: torch.Tensor,
     mode: Normalization = "batch",
     ids: torch.Tensor | None = None,
+    all_sum: Callable[[torch.Tensor], torch.Tensor] = local_sum,
 ) -> torch.Tensor:
     """Centre and scale ``returns`` over the ``valid`` steps: all of them together (``"batch"``), each
     episode on its own (``"episode"``, the seed notebook's; needs ``ids``), or not at all (``"none"``).
 
     Where there is nothing to scale by (fewer than two steps, or a standard deviation of zero up to
     rounding) the values are only centred, never divided: one-step episodes and constant returns give
-    zero advantages, not NaN. Invalid steps come back as zero.
+    zero advantages, not NaN. Invalid steps come back as zero. In ``"batch"`` mode the statistics are
+    summed with ``all_sum`` over the processes that share the batch (episodes never span processes).
     """
     if mode not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {mode!r}: choose one of {', '.join(NORMALIZATIONS)}")
     out = torch.zeros_like(returns)
     values = returns[valid].double()
-    if mode == "none" or values.numel() == 0:
+    if mode == "none" or (mode == "episode" and values.numel() == 0):
         out[valid] = values.to(returns.dtype)
         return out
     if mode == "batch":
@@ -259,10 +278,11 @@ def normalize_advantages(
         if ids is None:
             raise ValueError("per-episode normalization needs the episode ids of the steps")
         group = torch.unique(ids[valid], return_inverse=True)[1]
-    counts = torch.bincount(group).double()
-    means = torch.bincount(group, values) / counts
+        all_sum = local_sum
+    counts = all_sum(torch.bincount(group, minlength=1).double())
+    means = all_sum(torch.bincount(group, values, minlength=1)) / counts
     centred = values - means[group]
-    stds = (torch.bincount(group, centred**2) / counts).sqrt()
+    stds = (all_sum(torch.bincount(group, centred**2, minlength=1)) / counts).sqrt()
     scalable = (counts >= 2) & (stds > 1e-8 * means.abs().clamp(min=1.0))
     scale = torch.where(scalable, stds, torch.ones_like(stds))
     out[valid] = (centred / scale[group]).to(returns.dtype)

@@ -1,0 +1,60 @@
+"""Issue 6 (the agent's part): with torch.distributed, processes that each update on their own
+episodes end with identical parameters, equal to one process's update on all the episodes."""
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from gymnasium import spaces
+
+from agents import AgentConfig, EpisodeBatch, ReinforceAgent
+
+OBS, ACTIONS = spaces.Box(-5.0, 5.0, (3,), np.float32), spaces.Discrete(3)
+SETTINGS = {
+    "batch": dict(normalize="batch", normalize_observations=True, baseline=True, entropy_coef=0.01),
+    "episode": dict(normalize="episode", normalize_observations=False),
+    "none, two passes": dict(normalize="none", passes=2, max_grad_norm=0.5),
+}
+
+
+def episodes_of(rank: int) -> list:
+    """Different numbers of episodes and of steps on each process, so the weighting matters."""
+    rng = np.random.default_rng(100 + rank)
+    lengths = (7, 1, 12) if rank == 0 else (30, 4)
+    return [(rng.normal(size=(n, 3)) * 2 + rank, rng.integers(0, 3, n), rng.normal(size=n) + rank) for n in lengths]
+
+
+def make_agent(setting: str) -> ReinforceAgent:
+    return ReinforceAgent(OBS, ACTIONS, AgentConfig(hidden_sizes=(8,), **SETTINGS[setting]), seed=0)
+
+
+def _worker(rank: int, world: int, init_file: str, out: str, setting: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    agent = make_agent(setting)
+    stats = [agent.update(EpisodeBatch.from_episodes(episodes_of(rank))) for _ in range(2)]
+    state = {"policy": agent.policy.state_dict(), "stats": stats}
+    if agent.value is not None:
+        state["value"] = agent.value.state_dict()
+    torch.save(state, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_two_processes_step_like_one_process_on_all_episodes(tmp_path, setting):
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path), setting), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    single = make_agent(setting)
+    union = EpisodeBatch.from_episodes(episodes_of(0) + episodes_of(1))
+    expected_stats = [single.update(union) for _ in range(2)]
+    for name in ("policy", "value"):
+        if name not in ranks[0]:
+            continue
+        expected = getattr(single, name).state_dict()
+        for key, value in ranks[0][name].items():
+            assert torch.equal(value, ranks[1][name][key]), (name, key)  # (a) identical on both ranks
+            torch.testing.assert_close(value, expected[key], atol=1e-6, rtol=1e-5)  # (b) = one process
+    for got, want in zip(ranks[0]["stats"], expected_stats):
+        assert got.keys() == want.keys()
+        for key in want:
+            assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
