@@ -30,6 +30,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.distributed as dist
 from gymnasium.vector import VectorEnv
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
@@ -37,7 +38,7 @@ from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 from agents import AgentConfig, CheckpointError, ReinforceAgent
-from agents.agent import load_safely, save_atomically
+from agents.agent import all_sum, load_safely, save_atomically
 from envs import (
     Rollout,
     collect_episodes,
@@ -234,6 +235,52 @@ TRAINING, EVALUATION, VIDEO = range(3)  # the random streams derived from a run'
 CHECKPOINT, MODEL, RUN_FORMAT = "checkpoint.pt", "model.pt", "reinforce-run/1"
 
 
+@dataclass(frozen=True)
+class Workers:
+    """This process's place among the workers ``torchrun`` started (without torchrun: 0 of 1)."""
+
+    rank: int = 0
+    size: int = 1
+
+    @classmethod
+    def from_environment(cls) -> Workers:
+        size = int(os.environ.get("WORLD_SIZE", "1"))
+        if size == 1:
+            return cls()
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return cls(dist.get_rank(), size)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def seed_keys(self) -> tuple[int, ...]:
+        """Extra keys for the random streams, so that each worker plays its own episodes; none for
+        one worker, whose streams stay those of a plain run."""
+        return () if self.size == 1 else (self.rank,)
+
+    def everyone(self, value: Any) -> list[Any]:
+        """Every worker's ``value``, in rank order, on every worker."""
+        if self.size == 1:
+            return [value]
+        values: list[Any] = [None] * self.size
+        dist.all_gather_object(values, value)
+        return values
+
+    def gather(self, values: np.ndarray) -> np.ndarray:
+        """Every worker's ``values``, concatenated, on every worker."""
+        return values if self.size == 1 else np.concatenate(self.everyone(values))
+
+    def from_main(self, value: Any) -> Any:
+        """The main worker's ``value``, on every worker."""
+        if self.size == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
 @dataclass
 class RunState:
     """The counters of a run: with the agent's state, all a resumed run needs (each update's episodes
@@ -248,20 +295,23 @@ class RunState:
     skipped_in_a_row: int = 0
 
 
-def build(config: Config) -> tuple[VectorEnv, ReinforceAgent]:
-    """The training environments and a fresh agent, both seeded from ``config.seed``."""
+def build(config: Config, workers: Workers = Workers()) -> tuple[VectorEnv, ReinforceAgent]:
+    """The training environments and a fresh agent, both seeded from ``config.seed`` (the same weights
+    on every worker, each worker sampling from its own stream)."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     env = make_vector_env(config.env, config.num_envs, config.max_episode_steps, config.vectorization)
     agent = ReinforceAgent(env.single_observation_space, env.single_action_space, config.agent, seed=config.seed)
+    if workers.size > 1:
+        agent.rng = np.random.default_rng([config.seed, workers.rank])
     return env, agent
 
 
 def learn(
-    config: Config, env: VectorEnv, agent: ReinforceAgent, state: RunState
+    config: Config, env: VectorEnv, agent: ReinforceAgent, state: RunState, workers: Workers = Workers()
 ) -> Iterator[tuple[Rollout, dict[str, float]]]:
     """Collect complete episodes and learn from them until the budget runs out, yielding after each update;
-    ``state`` counts as it goes.
+    ``state`` counts as it goes, over all workers.
 
     Only collecting and updating are timed: what the caller does between updates (logging, evaluating,
     checkpointing) is not training time.
@@ -271,12 +321,15 @@ def learn(
         config.max_updates is None or state.updates < config.max_updates
     ):
         started = time.perf_counter()
-        rollout = collect_episodes(env, agent.sample, quotas, seed=derive_seed(config.seed, TRAINING, state.updates))
+        seed = derive_seed(config.seed, TRAINING, state.updates, *workers.seed_keys())
+        rollout = collect_episodes(env, agent.sample, quotas, seed=seed)
         stats = agent.update(rollout.batch)
         state.train_seconds += time.perf_counter() - started
         state.updates += 1
-        state.env_steps += rollout.batch.num_steps
-        state.episodes += len(rollout.episode_returns)
+        counts = torch.tensor([rollout.batch.num_steps, len(rollout.episode_returns)], dtype=torch.float64)
+        steps, episodes = (int(x) for x in all_sum(counts))
+        state.env_steps += steps
+        state.episodes += episodes
         yield rollout, stats
 
 
@@ -347,9 +400,9 @@ class Run:
     """One training run in its folder: prepared (every check that can fail on bad input, before anything
     is written), then executed."""
 
-    def __init__(self, config: Config, resume: Path | None = None) -> None:
-        self.config = config
-        self.env, self.agent = build(config)
+    def __init__(self, config: Config, resume: Path | None = None, workers: Workers = Workers()) -> None:
+        self.config, self.workers = config, workers
+        self.env, self.agent = build(config, workers)
         self.evaluator = Evaluator(config)
         spec_target = self.env.spec.reward_threshold if self.env.spec else None
         self.target = config.target_return if config.target_return is not None else spec_target
@@ -357,7 +410,9 @@ class Run:
         if resume is not None:
             self._restore(resume / CHECKPOINT)
             self.run_dir = resume
-        else:
+            if workers.size > 1:  # only the main worker's generator is saved; the others restart theirs
+                self.agent.rng = np.random.default_rng([config.seed, workers.rank, self.state.updates])
+        elif workers.main:
             self.run_dir = _new_run_dir(config)
             (self.run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
@@ -386,11 +441,13 @@ class Run:
         }
         save_atomically(state, self.run_dir / CHECKPOINT)
 
-    def log_update(self, writer: SummaryWriter, rollout: Rollout, stats: dict[str, float]) -> None:
-        step, returns = self.state.env_steps, rollout.episode_returns
+    def log_update(
+        self, writer: SummaryWriter, returns: np.ndarray, lengths: np.ndarray, stats: dict[str, float]
+    ) -> None:
+        step = self.state.env_steps
         for suffix in ("", "_min", "_max", "_std"):
             writer.add_scalar(f"charts/episodic_return{suffix}", getattr(returns, suffix[1:] or "mean")(), step)
-        writer.add_scalar("charts/episodic_length", rollout.episode_lengths.mean(), step)
+        writer.add_scalar("charts/episodic_length", lengths.mean(), step)
         for name, value in stats.items():  # policy_loss, entropy, grad_norm, and the baseline's if any
             if name != "skipped_steps":
                 writer.add_scalar(f"losses/{name}", value, step)
@@ -402,48 +459,40 @@ class Run:
                 writer.add_histogram(f"params/{name}", parameter, step)
 
     def execute(self) -> int:
-        """Train until solved, out of budget or stopped; returns the exit status."""
-        config, state = self.config, self.state
+        """Train until solved, out of budget or stopped; returns the exit status. With several workers
+        the main one alone logs, evaluates, checkpoints and decides when to stop; the others follow."""
+        config, state, main = self.config, self.state, self.workers.main
         resumed = state.updates > 0
         # on resume, drop whatever the interrupted run logged after its checkpoint
-        writer = SummaryWriter(self.run_dir, purge_step=state.env_steps + 1 if resumed else None)
-        if not resumed:
+        writer = SummaryWriter(self.run_dir, purge_step=state.env_steps + 1 if resumed else None) if main else None
+        if main and not resumed:
             writer.add_text("config", "\n".join(f"    {k} = {v}" for k, v in _flat_config(config).items()))
-        bar = tqdm(total=config.total_env_steps, initial=state.env_steps, unit="step", disable=None, dynamic_ncols=True)
+        bar = tqdm(
+            total=config.total_env_steps,
+            initial=state.env_steps,
+            unit="step",
+            disable=None if main else True,
+            dynamic_ncols=True,
+        )
         stopped_by: str | None = None
         with StopSignals() as signals:
-            for rollout, stats in learn(config, self.env, self.agent, state):
-                skipped = stats["skipped_steps"] > 0
+            for rollout, stats in learn(config, self.env, self.agent, state, self.workers):
+                skipped = stats["skipped_steps"] > 0  # the same on every worker: the gradient is shared
                 state.skipped_updates += skipped
                 state.skipped_in_a_row = state.skipped_in_a_row + 1 if skipped else 0
-                self.log_update(writer, rollout, stats)
-                returns = rollout.episode_returns
-                bar.update(rollout.batch.num_steps)
-                bar.set_postfix(ret=f"{returns.mean():.1f}")
-                if skipped:
-                    bar.write(f"warning: update {state.updates} skipped: its loss or gradient is not finite")
-                if state.updates % config.print_every == 0:
-                    bar.write(f"update {state.updates:4d}  steps {state.env_steps:7d}  {describe_returns(returns)}")
-                if self.evaluator.due(state.env_steps):
-                    greedy = self.evaluator(self.agent)
-                    writer.add_scalar("eval/return_mean", greedy.mean(), state.env_steps)
-                    writer.add_scalar("eval/return_std", greedy.std(), state.env_steps)
-                    if self.target is not None and greedy.mean() >= self.target and state.solved_at is None:
-                        state.solved_at = state.env_steps
-                        bar.write(f"solved at {state.env_steps} env steps: greedy mean {greedy.mean():.1f}")
-                        if config.stop_when_solved:
-                            break
-                if state.skipped_in_a_row >= config.max_nonfinite_updates:
-                    stopped_by = "nonfinite"
+                returns = self.workers.gather(rollout.episode_returns)
+                lengths = self.workers.gather(rollout.episode_lengths)
+                if main:
+                    stopped_by = self._after_update(writer, bar, returns, lengths, stats, signals)
+                stopped_by = self.workers.from_main(stopped_by)
+                if stopped_by is not None:
                     break
-                if signals.received is not None:
-                    stopped_by = signal.Signals(signals.received).name
-                    break
-                if state.updates % config.checkpoint_every == 0:
-                    self.checkpoint()
-            self.checkpoint()
+            if main:
+                self.checkpoint()
         bar.close()
-        if stopped_by is not None:
+        if stopped_by not in (None, "solved"):
+            if not main:
+                return 1 if stopped_by == "nonfinite" else 128 + signal.Signals[stopped_by].value
             writer.close()
             checkpoint = self.run_dir / CHECKPOINT
             if stopped_by == "nonfinite":
@@ -459,8 +508,44 @@ class Run:
                 file=sys.stderr,
             )
             return 128 + signal.Signals[stopped_by].value
-        self.finish(writer)
+        if main:
+            self.finish(writer)
         return 0
+
+    def _after_update(
+        self,
+        writer: SummaryWriter,
+        bar: tqdm,
+        returns: np.ndarray,
+        lengths: np.ndarray,
+        stats: dict[str, float],
+        signals: StopSignals,
+    ) -> str | None:
+        """Log, print, evaluate and checkpoint after an update; say why training should stop, if it should."""
+        config, state = self.config, self.state
+        self.log_update(writer, returns, lengths, stats)
+        bar.update(state.env_steps - bar.n)
+        bar.set_postfix(ret=f"{returns.mean():.1f}")
+        if stats["skipped_steps"]:
+            bar.write(f"warning: update {state.updates} skipped: its loss or gradient is not finite")
+        if state.updates % config.print_every == 0:
+            bar.write(f"update {state.updates:4d}  steps {state.env_steps:7d}  {describe_returns(returns)}")
+        if self.evaluator.due(state.env_steps):
+            greedy = self.evaluator(self.agent)
+            writer.add_scalar("eval/return_mean", greedy.mean(), state.env_steps)
+            writer.add_scalar("eval/return_std", greedy.std(), state.env_steps)
+            if self.target is not None and greedy.mean() >= self.target and state.solved_at is None:
+                state.solved_at = state.env_steps
+                bar.write(f"solved at {state.env_steps} env steps: greedy mean {greedy.mean():.1f}")
+                if config.stop_when_solved:
+                    return "solved"
+        if state.skipped_in_a_row >= config.max_nonfinite_updates:
+            return "nonfinite"
+        if signals.received is not None:
+            return signal.Signals(signals.received).name
+        if state.updates % config.checkpoint_every == 0:
+            self.checkpoint()
+        return None
 
     def finish(self, writer: SummaryWriter) -> None:
         """Save the model, evaluate it greedily and by sampling, write the summary and the GIF."""
@@ -537,17 +622,32 @@ def watch(config: Config, target: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    workers = Workers.from_environment()
+    try:
+        return _main(argv, workers)
+    finally:
+        if workers.size > 1:
+            dist.destroy_process_group()
+
+
+def _main(argv: list[str] | None, workers: Workers) -> int:
+    error = None
     try:
         config, args = parse_args(argv)
-        if args.watch:
-            watch(config, args.watch)
+        if args.watch or args.heuristic:
+            if workers.main:
+                if args.watch:
+                    watch(config, args.watch)
+                else:
+                    run_heuristic(config.env, config.eval_episodes, config.max_episode_steps, config.seed)
             return 0
-        if args.heuristic:
-            run_heuristic(config.env, config.eval_episodes, config.max_episode_steps, config.seed)
-            return 0
-        run = Run(config, Path(args.resume) if args.resume else None)
-    except (ValueError, OSError) as error:
-        print(f"train.py: error: {error}", file=sys.stderr)
+        run = Run(config, Path(args.resume) if args.resume else None, workers)
+    except (ValueError, OSError) as problem:
+        error = str(problem)
+    errors = [e for e in workers.everyone(error) if e is not None]  # a worker alone must not go on
+    if errors:
+        if workers.main:
+            print(f"train.py: error: {errors[0]}", file=sys.stderr)
         return 2
     try:
         return run.execute()

@@ -1,5 +1,10 @@
-"""Issue 6 (the agent's part): with torch.distributed, processes that each update on their own
-episodes end with identical parameters, equal to one process's update on all the episodes."""
+"""Issue 6: with torch.distributed, processes that each update on their own episodes end with identical
+parameters, equal to one process's update on all the episodes; `torchrun train.py` runs one run."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +15,7 @@ from gymnasium import spaces
 
 from agents import AgentConfig, EpisodeBatch, ReinforceAgent
 
+ROOT = Path(__file__).resolve().parent.parent
 OBS, ACTIONS = spaces.Box(-5.0, 5.0, (3,), np.float32), spaces.Discrete(3)
 SETTINGS = {
     "batch": dict(normalize="batch", normalize_observations=True, baseline=True, entropy_coef=0.01),
@@ -58,3 +64,27 @@ def test_two_processes_step_like_one_process_on_all_episodes(tmp_path, setting):
         assert got.keys() == want.keys()
         for key in want:
             assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
+
+
+def torchrun(*args, cwd):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    return subprocess.run([*command, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_torchrun_trains_one_run_with_two_workers(tmp_path):
+    args = ["--max-updates", "4", "--no-gif", "--eval-episodes", "10", "--eval-every-steps", "500"]
+    result = torchrun(*args, "--logdir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1  # (c) only the main worker writes
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    assert summary["updates"] == 4
+    assert summary["episodes"] == 4 * 2 * 8  # both workers' episodes count
+    assert result.stdout.count("model:") == 1
+
+
+def test_torchrun_bad_input_stops_every_worker_with_one_line(tmp_path):
+    result = torchrun("--env", "CartPol-v1", "--logdir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.count("train.py: error: unknown environment id 'CartPol-v1'") == 1
+    assert not (tmp_path / "runs").exists()
