@@ -88,3 +88,14 @@ def test_torchrun_bad_input_stops_every_worker_with_one_line(tmp_path):
     assert result.returncode != 0
     assert result.stderr.count("train.py: error: unknown environment id 'CartPol-v1'") == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_torchrun_resumes_a_run(tmp_path):
+    args = ["--no-gif", "--eval-episodes", "10", "--no-stop-when-solved", "--logdir", str(tmp_path / "runs")]
+    assert torchrun("--max-updates", "2", *args, cwd=tmp_path).returncode == 0
+    run = next((tmp_path / "runs").iterdir())
+    result = torchrun("--resume", str(run), "--max-updates", "4", "--no-gif", "--eval-episodes", "10", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["updates"] == 4 and summary["episodes"] == 4 * 2 * 8
+    assert len(list((tmp_path / "runs").iterdir())) == 1
