@@ -132,7 +132,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # ----------------------------------------------------------------------------- command line
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        # under torchrun every worker parses the same flags: the main one (rank 0) says what is wrong
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n" if os.environ.get("RANK", "0") == "0" else None)
 
 
 def _settings() -> list[tuple[str, dataclasses.Field, Any, type]]:
@@ -247,9 +248,20 @@ class Workers:
         size = int(os.environ.get("WORLD_SIZE", "1"))
         if size == 1:
             return cls()
+        # torch.optim imports torch._dynamo, which keeps a reference to a process group that exists at
+        # that moment; destroy_process_group then cannot stop gloo's threads, and one of them still
+        # freeing a finished collective aborts the interpreter at exit (SIGABRT). So: import it first.
+        import torch._dynamo  # noqa: F401
+
         if not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         return cls(dist.get_rank(), size)
+
+    def close(self) -> None:
+        """Leave the process group once every worker has finished its collectives."""
+        if self.size > 1:
+            dist.barrier()
+            dist.destroy_process_group()
 
     @property
     def main(self) -> bool:
@@ -623,11 +635,9 @@ def watch(config: Config, target: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     workers = Workers.from_environment()
-    try:
-        return _main(argv, workers)
-    finally:
-        if workers.size > 1:
-            dist.destroy_process_group()
+    status = _main(argv, workers)
+    workers.close()  # not after an exception: the other workers may never reach the barrier
+    return status
 
 
 def _main(argv: list[str] | None, workers: Workers) -> int:
@@ -652,7 +662,8 @@ def _main(argv: list[str] | None, workers: Workers) -> int:
     try:
         return run.execute()
     except KeyboardInterrupt:  # after training, while evaluating or recording: the checkpoint is written
-        print(f"train.py: interrupted; the run's checkpoint is in {run.run_dir}", file=sys.stderr)
+        if workers.main:
+            print(f"train.py: interrupted; the run's checkpoint is in {run.run_dir}", file=sys.stderr)
         return 130
 
 

@@ -1,17 +1,23 @@
-"""Training throughput with 1 process and with K processes under torchrun, measured in the same run.
+"""Training throughput of one process and of K processes under torchrun, on the same global batch.
 
-Each side runs `train.py` for a fixed number of updates (no early stop, evaluation only at the end)
-and reads its summary.json: env steps of all workers over the main worker's training seconds. With
-K workers every update holds K times the episodes, so the two sides compare throughput, not learning.
+Both sides learn from equally large updates: the single process runs K times the per-worker environments
+and episodes, each of the K workers its share. So the two sides run the same algorithm on the same amount
+of data per update (only the episodes' seeds differ), and the ratio of their env steps per second is what
+spreading one run over K processes gains. Each side runs `train.py` for a fixed number of updates, with no
+early stop and no evaluation before the end; SPS = env steps of all workers / the main worker's training
+seconds (collecting and updating, waiting for the other workers included). The two sides alternate,
+`--repeats` times, and the table reports medians.
 
-    python bench/scaling.py                        # 1 vs 2 processes, 200 updates each
-    python bench/scaling.py --processes 4 -- --num-envs 64 --episodes-per-update 64
+    python bench/scaling.py                                    # 1 vs 2 processes, 8 envs x 8 episodes per worker
+    python bench/scaling.py --num-envs 64 --episodes-per-update 64
+    python bench/scaling.py --processes 4 -- --hidden-sizes 128   # train.py settings after --
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,15 +26,21 @@ from pathlib import Path
 from common import split_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import train  # noqa: E402
 
 
-def measure(processes: int, updates: int, settings: list[str]) -> dict:
+def measure(processes: int, num_envs: int, episodes: int, updates: int, settings: list[str]) -> dict:
+    """One `train.py` run with ``processes`` workers of ``num_envs`` environments and ``episodes``
+    episodes per update each."""
     launcher = [sys.executable]
     if processes > 1:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     with tempfile.TemporaryDirectory() as logdir:
         command = [
             *launcher, str(ROOT / "train.py"), "--logdir", logdir, "--max-updates", str(updates),
+            "--num-envs", str(num_envs), "--episodes-per-update", str(episodes),
             "--total-env-steps", str(10**12), "--no-stop-when-solved", "--eval-every-steps", str(10**12),
             "--eval-episodes", "10", "--no-gif", *settings,
         ]  # fmt: skip
@@ -36,25 +48,36 @@ def measure(processes: int, updates: int, settings: list[str]) -> dict:
         if result.returncode != 0:
             raise SystemExit(f"train.py with {processes} process(es) failed: {result.stderr.strip()[-500:]}")
         summary = json.loads(next(Path(logdir).glob("*/summary.json")).read_text())
-    return {
-        "processes": processes,
-        "env_steps": summary["env_steps"],
-        "train_seconds": summary["train_seconds"],
-        "sps": summary["env_steps"] / summary["train_seconds"],
-    }
+    return {"env_steps": summary["env_steps"], "sps": summary["env_steps"] / summary["train_seconds"]}
 
 
 def main() -> None:
     argv, settings = split_settings(sys.argv[1:])
+    defaults = train.Config()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--processes", type=int, default=2, help="processes of the torchrun side (default: 2)")
-    parser.add_argument("--updates", type=int, default=200, help="updates per side (default: 200)")
+    parser.add_argument("--processes", type=int, default=2, help="workers of the torchrun side (default: 2)")
+    parser.add_argument("--num-envs", type=int, default=defaults.num_envs, help="environments per worker")
+    parser.add_argument("--episodes-per-update", type=int, default=defaults.episodes_per_update, help="per worker")
+    parser.add_argument("--updates", type=int, default=100, help="updates per run (default: 100)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side, alternating (default: 3)")
     args = parser.parse_args(argv)
-    rows = [measure(1, args.updates, settings), measure(args.processes, args.updates, settings)]
-    print(f"{'processes':>9} | {'env steps':>10} | {'train s':>8} | {'SPS':>9}")
-    for row in rows:
-        print(f"{row['processes']:9d} | {row['env_steps']:10d} | {row['train_seconds']:8.2f} | {row['sps']:9,.0f}")
-    print(f"speed-up with {args.processes} processes: {rows[1]['sps'] / rows[0]['sps']:.2f}x")
+    k, envs, episodes = args.processes, args.num_envs, args.episodes_per_update
+    sides = {1: (k * envs, k * episodes), k: (envs, episodes)}
+    runs: dict[int, list[dict]] = {processes: [] for processes in sides}
+    for _ in range(args.repeats):
+        for processes, (side_envs, side_episodes) in sides.items():
+            runs[processes].append(measure(processes, side_envs, side_episodes, args.updates, settings))
+    print(f"each update: {k * episodes} episodes on {k * envs} environments in all; {args.updates} updates per run")
+    print(
+        f"{'processes':>9} | {'envs x episodes each':>20} | {'median env steps':>16} | {'median SPS':>10} | SPS per run"
+    )
+    for processes, (side_envs, side_episodes) in sides.items():
+        sps = [run["sps"] for run in runs[processes]]
+        steps = statistics.median(run["env_steps"] for run in runs[processes])
+        shape, each = f"{side_envs} x {side_episodes}", ", ".join(f"{x:,.0f}" for x in sps)
+        print(f"{processes:9d} | {shape:>20} | {steps:16,.0f} | {statistics.median(sps):10,.0f} | {each}")
+    gain = statistics.median(r["sps"] for r in runs[k]) / statistics.median(r["sps"] for r in runs[1])
+    print(f"speed-up with {k} processes (ratio of medians): {gain:.2f}x")
 
 
 if __name__ == "__main__":

@@ -30,3 +30,10 @@ def test_throughput_smoke():
     stdout = run("throughput.py", "--envs", "4", "--seconds", "0.3")
     row = stdout.strip().splitlines()[-1].split("|")
     assert int(row[0]) == 4 and float(row[1].replace(",", "")) > 0 and float(row[2].replace(",", "")) > 0
+
+
+def test_scaling_smoke():
+    stdout = run("scaling.py", "--updates", "2", "--repeats", "1", "--num-envs", "2", "--episodes-per-update", "3")
+    rows = {line.split("|")[0].strip(): line.split("|")[1].strip() for line in stdout.splitlines() if "|" in line}
+    assert rows["1"] == "4 x 6" and rows["2"] == "2 x 3"  # the same global batch on both sides
+    assert "speed-up with 2 processes" in stdout

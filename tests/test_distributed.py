@@ -36,13 +36,14 @@ def make_agent(setting: str) -> ReinforceAgent:
 
 
 def _worker(rank: int, world: int, init_file: str, out: str, setting: str) -> None:
+    agent = make_agent(setting)  # before the group exists, as train.Workers.from_environment explains
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    agent = make_agent(setting)
     stats = [agent.update(EpisodeBatch.from_episodes(episodes_of(rank))) for _ in range(2)]
     state = {"policy": agent.policy.state_dict(), "stats": stats}
     if agent.value is not None:
         state["value"] = agent.value.state_dict()
     torch.save(state, f"{out}/rank{rank}.pt")
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -83,11 +84,32 @@ def test_torchrun_trains_one_run_with_two_workers(tmp_path):
     assert result.stdout.count("model:") == 1
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread names from /proc")
+def test_torchrun_workers_stop_gloo_threads_before_exiting(tmp_path):
+    """A gloo thread alive at interpreter exit can abort the worker (SIGABRT) while it frees a collective."""
+    script = tmp_path / "run_then_list_threads.py"
+    script.write_text(
+        f"import os, sys\nsys.path.insert(0, {str(ROOT)!r})\nimport train\n"
+        "status = train.main(sys.argv[1:])\n"
+        "names = [open(f'/proc/self/task/{t}/comm').read() for t in os.listdir('/proc/self/task')]\n"
+        "open(f'gloo_threads_{os.environ[\"RANK\"]}', 'w').write(str(sum('gloo' in n for n in names)))\n"
+        "sys.exit(status)\n"
+    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    args = ["--max-updates", "1", "--no-gif", "--eval-episodes", "2", "--logdir", str(tmp_path / "runs")]
+    result = subprocess.run([*command, *args], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [(tmp_path / f"gloo_threads_{rank}").read_text() for rank in (0, 1)] == ["0", "0"]
+
+
 def test_torchrun_bad_input_stops_every_worker_with_one_line(tmp_path):
     result = torchrun("--env", "CartPol-v1", "--logdir", str(tmp_path / "runs"), cwd=tmp_path)
     assert result.returncode != 0
     assert result.stderr.count("train.py: error: unknown environment id 'CartPol-v1'") == 1
     assert not (tmp_path / "runs").exists()
+    result = torchrun("--num-envs", "many", cwd=tmp_path)  # refused by the command-line parser
+    assert result.returncode != 0
+    assert result.stderr.count("train.py: error: ") == 1, result.stderr
 
 
 def test_torchrun_resumes_a_run(tmp_path):
