@@ -253,8 +253,8 @@ class Workers:
         # freeing a finished collective aborts the interpreter at exit (SIGABRT). So: import it first.
         import torch._dynamo  # noqa: F401
 
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if not dist.is_initialized():  # gloo even where CUDA exists: every tensor here lives on the CPU
+            dist.init_process_group("gloo")
         return cls(dist.get_rank(), size)
 
     def close(self) -> None:
