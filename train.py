@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -232,7 +233,7 @@ def log_gif(writer: SummaryWriter, tag: str, gif: bytes, height: int, width: int
 
 
 # ----------------------------------------------------------------------------- training
-TRAINING, EVALUATION, VIDEO = range(3)  # the random streams derived from a run's seed
+TRAINING, EVALUATION, VIDEO, SAMPLING = range(4)  # the random streams derived from a run's seed
 CHECKPOINT, MODEL, RUN_FORMAT = "checkpoint.pt", "model.pt", "reinforce-run/1"
 
 
@@ -307,15 +308,13 @@ class RunState:
     skipped_in_a_row: int = 0
 
 
-def build(config: Config, workers: Workers = Workers()) -> tuple[VectorEnv, ReinforceAgent]:
-    """The training environments and a fresh agent, both seeded from ``config.seed`` (the same weights
-    on every worker, each worker sampling from its own stream)."""
+def build(config: Config) -> tuple[VectorEnv, ReinforceAgent]:
+    """The training environments and a fresh agent, both seeded from ``config.seed`` (so every worker
+    starts from the same weights)."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     env = make_vector_env(config.env, config.num_envs, config.max_episode_steps, config.vectorization)
     agent = ReinforceAgent(env.single_observation_space, env.single_action_space, config.agent, seed=config.seed)
-    if workers.size > 1:
-        agent.rng = np.random.default_rng([config.seed, workers.rank])
     return env, agent
 
 
@@ -333,8 +332,11 @@ def learn(
         config.max_updates is None or state.updates < config.max_updates
     ):
         started = time.perf_counter()
-        seed = derive_seed(config.seed, TRAINING, state.updates, *workers.seed_keys())
-        rollout = collect_episodes(env, agent.sample, quotas, seed=seed)
+        keys = (state.updates, *workers.seed_keys())
+        act = agent.sample
+        if workers.size > 1:  # each worker samples from its own stream, drawn afresh each update like its episodes
+            act = functools.partial(agent.sample, rng=np.random.default_rng(derive_seed(config.seed, SAMPLING, *keys)))
+        rollout = collect_episodes(env, act, quotas, seed=derive_seed(config.seed, TRAINING, *keys))
         stats = agent.update(rollout.batch)
         state.train_seconds += time.perf_counter() - started
         state.updates += 1
@@ -414,7 +416,7 @@ class Run:
 
     def __init__(self, config: Config, resume: Path | None = None, workers: Workers = Workers()) -> None:
         self.config, self.workers = config, workers
-        self.env, self.agent = build(config, workers)
+        self.env, self.agent = build(config)
         self.evaluator = Evaluator(config)
         spec_target = self.env.spec.reward_threshold if self.env.spec else None
         self.target = config.target_return if config.target_return is not None else spec_target
@@ -422,8 +424,6 @@ class Run:
         if resume is not None:
             self._restore(resume / CHECKPOINT)
             self.run_dir = resume
-            if workers.size > 1:  # only the main worker's generator is saved; the others restart theirs
-                self.agent.rng = np.random.default_rng([config.seed, workers.rank, self.state.updates])
         elif workers.main:
             self.run_dir = _new_run_dir(config)
             (self.run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))

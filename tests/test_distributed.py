@@ -112,12 +112,18 @@ def test_torchrun_bad_input_stops_every_worker_with_one_line(tmp_path):
     assert result.stderr.count("train.py: error: ") == 1, result.stderr
 
 
-def test_torchrun_resumes_a_run(tmp_path):
-    args = ["--no-gif", "--eval-episodes", "10", "--no-stop-when-solved", "--logdir", str(tmp_path / "runs")]
-    assert torchrun("--max-updates", "2", *args, cwd=tmp_path).returncode == 0
+def test_torchrun_resumes_a_run_exactly(tmp_path):
+    common = ["--no-gif", "--eval-episodes", "10", "--no-stop-when-solved", "--max-updates"]
+    assert torchrun(*common, "4", "--logdir", str(tmp_path / "whole"), cwd=tmp_path).returncode == 0
+    assert torchrun(*common, "2", "--logdir", str(tmp_path / "runs"), cwd=tmp_path).returncode == 0
     run = next((tmp_path / "runs").iterdir())
-    result = torchrun("--resume", str(run), "--max-updates", "4", "--no-gif", "--eval-episodes", "10", cwd=tmp_path)
+    result = torchrun("--resume", str(run), *common, "4", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["updates"] == 4 and summary["episodes"] == 4 * 2 * 8
     assert len(list((tmp_path / "runs").iterdir())) == 1
+    whole = next((tmp_path / "whole").iterdir())
+    assert json.loads((whole / "summary.json").read_text())["env_steps"] == summary["env_steps"]
+    expected, resumed = (torch.load(r / "checkpoint.pt", weights_only=True)["agent"] for r in (whole, run))
+    for key, value in expected["policy"].items():  # every worker's episodes replayed exactly
+        assert torch.equal(value, resumed["policy"][key]), key
