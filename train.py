@@ -268,6 +268,11 @@ class Workers:
     def main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def launcher(self) -> str:
+        """How to start these workers again (a resumed run should have as many as the run had)."""
+        return "python" if self.size == 1 else f"torchrun [the same {self.size} workers]"
+
     def seed_keys(self) -> tuple[int, ...]:
         """Extra keys for the random streams, so that each worker plays its own episodes; none for
         one worker, whose streams stay those of a plain run."""
@@ -439,6 +444,12 @@ class Run:
         except (CheckpointError, KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"{path} does not fit a run: {error}") from None
         agent.check_fits(self.env.single_observation_space, self.env.single_action_space, self.config.env)
+        workers = checkpoint.get("workers", 1)  # runs saved before torchrun support had one
+        if workers != self.workers.size:  # each worker plays its own episodes: the batch would change
+            raise ValueError(
+                f"the run had {workers} worker(s), this launch has {self.workers.size}: resume it "
+                f"with {Workers(size=workers).launcher} train.py --resume"
+            )
         changed = sorted(k for k, v in asdict(self.config.agent).items() if asdict(agent.config)[k] != v)
         if changed:
             raise ValueError(f"--resume cannot change the agent's settings ({', '.join(changed)}): start a new run")
@@ -449,6 +460,7 @@ class Run:
             "format": RUN_FORMAT,
             "agent": self.agent.state_dict(),
             "run": asdict(self.state),
+            "workers": self.workers.size,
             "evaluator": [self.evaluator.evaluations, self.evaluator.next_check],
         }
         save_atomically(state, self.run_dir / CHECKPOINT)
@@ -516,7 +528,7 @@ class Run:
                 return 1
             print(
                 f"train.py: {stopped_by}: stopped after update {state.updates}, saved {checkpoint}; "
-                f"resume with: python train.py --resume {self.run_dir}",
+                f"resume with: {self.workers.launcher} train.py --resume {self.run_dir}",
                 file=sys.stderr,
             )
             return 128 + signal.Signals[stopped_by].value

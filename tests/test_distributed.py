@@ -127,3 +127,11 @@ def test_torchrun_resumes_a_run_exactly(tmp_path):
     expected, resumed = (torch.load(r / "checkpoint.pt", weights_only=True)["agent"] for r in (whole, run))
     for key, value in expected["policy"].items():  # every worker's episodes replayed exactly
         assert torch.equal(value, resumed["policy"][key]), key
+    alone = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--resume", str(run)], capture_output=True, text=True
+    )
+    assert alone.returncode == 2
+    assert alone.stderr.strip().splitlines() == [
+        "train.py: error: the run had 2 worker(s), this launch has 1: "
+        "resume it with torchrun [the same 2 workers] train.py --resume"
+    ]
