@@ -31,7 +31,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.distributed as dist
 from gymnasium.vector import VectorEnv
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
@@ -39,7 +38,8 @@ from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 from agents import AgentConfig, CheckpointError, ReinforceAgent
-from agents.agent import all_sum, load_safely, save_atomically
+from agents.agent import load_safely, save_atomically
+from agents.distributed import ALONE, Workers, all_sum
 from envs import (
     Rollout,
     collect_episodes,
@@ -237,68 +237,6 @@ TRAINING, EVALUATION, VIDEO, SAMPLING = range(4)  # the random streams derived f
 CHECKPOINT, MODEL, RUN_FORMAT = "checkpoint.pt", "model.pt", "reinforce-run/1"
 
 
-@dataclass(frozen=True)
-class Workers:
-    """This process's place among the workers ``torchrun`` started (without torchrun: 0 of 1)."""
-
-    rank: int = 0
-    size: int = 1
-
-    @classmethod
-    def from_environment(cls) -> Workers:
-        size = int(os.environ.get("WORLD_SIZE", "1"))
-        if size == 1:
-            return cls()
-        # torch.optim imports torch._dynamo, which keeps a reference to a process group that exists at
-        # that moment; destroy_process_group then cannot stop gloo's threads, and one of them still
-        # freeing a finished collective aborts the interpreter at exit (SIGABRT). So: import it first.
-        import torch._dynamo  # noqa: F401
-
-        if not dist.is_initialized():  # gloo even where CUDA exists: every tensor here lives on the CPU
-            dist.init_process_group("gloo")
-        return cls(dist.get_rank(), size)
-
-    def close(self) -> None:
-        """Leave the process group once every worker has finished its collectives."""
-        if self.size > 1:
-            dist.barrier()
-            dist.destroy_process_group()
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def launcher(self) -> str:
-        """How to start these workers again (a resumed run should have as many as the run had)."""
-        return "python" if self.size == 1 else f"torchrun [the same {self.size} workers]"
-
-    def seed_keys(self) -> tuple[int, ...]:
-        """Extra keys for the random streams, so that each worker plays its own episodes; none for
-        one worker, whose streams stay those of a plain run."""
-        return () if self.size == 1 else (self.rank,)
-
-    def everyone(self, value: Any) -> list[Any]:
-        """Every worker's ``value``, in rank order, on every worker."""
-        if self.size == 1:
-            return [value]
-        values: list[Any] = [None] * self.size
-        dist.all_gather_object(values, value)
-        return values
-
-    def gather(self, values: np.ndarray) -> np.ndarray:
-        """Every worker's ``values``, concatenated, on every worker."""
-        return values if self.size == 1 else np.concatenate(self.everyone(values))
-
-    def from_main(self, value: Any) -> Any:
-        """The main worker's ``value``, on every worker."""
-        if self.size == 1:
-            return value
-        box = [value]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-
 @dataclass
 class RunState:
     """The counters of a run: with the agent's state, all a resumed run needs (each update's episodes
@@ -324,7 +262,7 @@ def build(config: Config) -> tuple[VectorEnv, ReinforceAgent]:
 
 
 def learn(
-    config: Config, env: VectorEnv, agent: ReinforceAgent, state: RunState, workers: Workers = Workers()
+    config: Config, env: VectorEnv, agent: ReinforceAgent, state: RunState, workers: Workers = ALONE
 ) -> Iterator[tuple[Rollout, dict[str, float]]]:
     """Collect complete episodes and learn from them until the budget runs out, yielding after each update;
     ``state`` counts as it goes, over all workers.
@@ -419,7 +357,7 @@ class Run:
     """One training run in its folder: prepared (every check that can fail on bad input, before anything
     is written), then executed."""
 
-    def __init__(self, config: Config, resume: Path | None = None, workers: Workers = Workers()) -> None:
+    def __init__(self, config: Config, resume: Path | None = None, workers: Workers = ALONE) -> None:
         self.config, self.workers = config, workers
         self.env, self.agent = build(config)
         self.evaluator = Evaluator(config)

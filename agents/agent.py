@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from gymnasium import spaces
 
+from agents.distributed import all_sum, world_size
 from agents.reinforce import (
     ACTIVATIONS,
     NORMALIZATIONS,
@@ -126,18 +126,6 @@ def space_from_dict(data: dict[str, Any]) -> spaces.Space:
         dtype = np.dtype(data["dtype"])
         return spaces.Box(np.array(data["low"], dtype=dtype), np.array(data["high"], dtype=dtype), dtype=dtype)
     raise CheckpointError(f"unknown space type {data['type']!r} in checkpoint")
-
-
-def world_size() -> int:
-    """How many processes share each update (``torch.distributed``, e.g. under ``torchrun``)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def all_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """``tensor`` added up over the processes that share each update (in place); with one, itself."""
-    if world_size() > 1:
-        dist.all_reduce(tensor)
-    return tensor
 
 
 def _variance(values: torch.Tensor) -> torch.Tensor:
