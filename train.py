@@ -296,12 +296,16 @@ class Evaluator:
     says whether an update is the first at or after the next multiple of ``eval_every_steps``."""
 
     def __init__(self, config: Config) -> None:
-        self.seed = config.seed
-        self.env = make_vector_env(config.env, config.eval_episodes, config.max_episode_steps, config.vectorization)
+        self.config, self.seed = config, config.seed
         self.episodes = config.eval_episodes
         self.every = config.eval_every_steps
         self.next_check = self.every
         self.evaluations = 0
+
+    @functools.cached_property
+    def env(self) -> VectorEnv:  # made on first use: under torchrun only the main worker evaluates
+        config = self.config
+        return make_vector_env(config.env, config.eval_episodes, config.max_episode_steps, config.vectorization)
 
     def due(self, env_steps: int) -> bool:
         if env_steps < self.next_check:
@@ -364,12 +368,16 @@ class Run:
         spec_target = self.env.spec.reward_threshold if self.env.spec else None
         self.target = config.target_return if config.target_return is not None else spec_target
         self.state = RunState()
+        self.agent.check_workers(workers.size)
+        self.run_dir = resume
         if resume is not None:
             self._restore(resume / CHECKPOINT)
-            self.run_dir = resume
-        elif workers.main:
-            self.run_dir = _new_run_dir(config)
-            (self.run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    def create_folder(self) -> None:
+        """The new run's folder with its config.json (a resumed run has its folder already)."""
+        if self.run_dir is None:
+            self.run_dir = _new_run_dir(self.config)
+            (self.run_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
 
     def _restore(self, path: Path) -> None:
         checkpoint = load_safely(path)
@@ -444,9 +452,10 @@ class Run:
                 state.skipped_in_a_row = state.skipped_in_a_row + 1 if skipped else 0
                 returns = self.workers.gather(rollout.episode_returns)
                 lengths = self.workers.gather(rollout.episode_lengths)
-                if main:
-                    stopped_by = self._after_update(writer, bar, returns, lengths, stats, signals)
-                stopped_by = self.workers.from_main(stopped_by)
+                reason = self._after_update(writer, bar, returns, lengths, stats) if main else None
+                if reason is None and signals.received is not None:  # a signal to any worker stops them all
+                    reason = signal.Signals(signals.received).name
+                stopped_by = next((r for r in self.workers.everyone(reason) if r is not None), None)
                 if stopped_by is not None:
                     break
             if main:
@@ -481,7 +490,6 @@ class Run:
         returns: np.ndarray,
         lengths: np.ndarray,
         stats: dict[str, float],
-        signals: StopSignals,
     ) -> str | None:
         """Log, print, evaluate and checkpoint after an update; say why training should stop, if it should."""
         config, state = self.config, self.state
@@ -503,8 +511,6 @@ class Run:
                     return "solved"
         if state.skipped_in_a_row >= config.max_nonfinite_updates:
             return "nonfinite"
-        if signals.received is not None:
-            return signal.Signals(signals.received).name
         if state.updates % config.checkpoint_every == 0:
             self.checkpoint()
         return None
@@ -591,23 +597,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None, workers: Workers) -> int:
+    def agreed(error: str | None) -> bool:
+        """Whether no worker failed (a worker alone must not go on); the main one prints the first error."""
+        errors = [e for e in workers.everyone(error) if e is not None]
+        if errors and workers.main:
+            print(f"train.py: error: {errors[0]}", file=sys.stderr)
+        return not errors
+
     error = None
     try:
         config, args = parse_args(argv)
-        if args.watch or args.heuristic:
-            if workers.main:
-                if args.watch:
-                    watch(config, args.watch)
-                else:
-                    run_heuristic(config.env, config.eval_episodes, config.max_episode_steps, config.seed)
+        if (args.watch or args.heuristic) and workers.size > 1:
+            raise ValueError("--watch and --heuristic run in one process: start them with python train.py")
+        if args.watch:
+            watch(config, args.watch)
+            return 0
+        if args.heuristic:
+            run_heuristic(config.env, config.eval_episodes, config.max_episode_steps, config.seed)
             return 0
         run = Run(config, Path(args.resume) if args.resume else None, workers)
     except (ValueError, OSError) as problem:
         error = str(problem)
-    errors = [e for e in workers.everyone(error) if e is not None]  # a worker alone must not go on
-    if errors:
+    if not agreed(error):
+        return 2
+    try:  # only now, once every worker is ready, does the run write anything
         if workers.main:
-            print(f"train.py: error: {errors[0]}", file=sys.stderr)
+            run.create_folder()
+    except ValueError as problem:
+        error = str(problem)
+    if not agreed(error):
         return 2
     try:
         return run.execute()

@@ -129,10 +129,11 @@ def space_from_dict(data: dict[str, Any]) -> spaces.Space:
 
 
 def _variance(values: torch.Tensor) -> torch.Tensor:
-    """The variance of ``values`` over every process's steps."""
-    moments = all_sum(torch.stack([torch.tensor(float(len(values))), values.sum(), (values**2).sum()]).double())
-    count, total, squares = moments
-    return squares / count - (total / count) ** 2
+    """The variance of ``values`` over every process's steps (in double precision, centred first)."""
+    values = values.double()
+    count = all_sum(torch.tensor(float(len(values)), dtype=torch.float64))
+    mean = all_sum(values.sum()) / count
+    return all_sum(((values - mean) ** 2).sum()) / count
 
 
 def save_atomically(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -270,6 +271,11 @@ class ReinforceAgent:
             taken = drawn = drawn + self._action_start if self._action_start else drawn
         return (taken[0], drawn[0]) if single else (taken, drawn)
 
+    def check_workers(self, processes: int) -> None:
+        """Raise a one-line ``ValueError`` unless the agent can share its updates among ``processes``."""
+        if self.config.minibatch_size is not None and processes > 1:  # ranks would take different numbers of steps
+            raise ValueError("minibatch_size is not supported with several processes yet: leave it unset")
+
     def check_fits(self, observation_space: spaces.Space, action_space: spaces.Space, env_id: str) -> None:
         """Raise a one-line ``CheckpointError`` unless the agent was built for these spaces."""
         if (self.observation_space, self.action_space) != (observation_space, action_space):
@@ -336,8 +342,7 @@ class ReinforceAgent:
         if self.value is not None:  # how much of the returns' variance the baseline explains
             extra["explained_variance"] = (1 - _variance(deltas) / _variance(returns)).item()
         n_steps = len(advantages)
-        if self.config.minibatch_size is not None and world_size() > 1:
-            raise ValueError("minibatch_size is not supported with several processes yet: leave it unset")
+        self.check_workers(world_size())
         weight = n_steps / all_sum(torch.tensor(float(n_steps), dtype=torch.float64)).item()
         size = n_steps if self.config.minibatch_size is None else min(self.config.minibatch_size, n_steps)
         totals: dict[str, float] = {}

@@ -2,6 +2,8 @@
 parameters, equal to one process's update on all the episodes; `torchrun train.py` runs one run."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ import torch.multiprocessing as mp
 from gymnasium import spaces
 
 from agents import AgentConfig, EpisodeBatch, ReinforceAgent
+from agents.distributed import Workers
 
 ROOT = Path(__file__).resolve().parent.parent
 OBS, ACTIONS = spaces.Box(-5.0, 5.0, (3,), np.float32), spaces.Discrete(3)
@@ -67,6 +70,32 @@ def test_two_processes_step_like_one_process_on_all_episodes(tmp_path, setting):
             assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
 
 
+def _learning_worker(rank: int, world: int, init_file: str, out: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    import train
+
+    config = train.make_config({"num_envs": 2, "episodes_per_update": 3 + rank})
+    env, agent = train.build(config)  # before the group exists, as Workers.from_environment explains
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    state = train.RunState()
+    rollout, _ = next(train.learn(config, env, agent, state, Workers(rank, world)))
+    starts = rollout.batch.observations[0]  # each environment's first observation
+    torch.save(
+        {"starts": torch.as_tensor(starts), "steps": rollout.batch.num_steps, "state": vars(state)}, f"{out}/{rank}.pt"
+    )
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_workers_play_their_own_episodes_and_count_everyone_s(tmp_path):
+    mp.spawn(_learning_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in (0, 1)]
+    assert not torch.equal(ranks[0]["starts"], ranks[1]["starts"])  # seeds derived from the rank too
+    for got in ranks:
+        assert got["state"]["env_steps"] == ranks[0]["steps"] + ranks[1]["steps"]
+        assert got["state"]["episodes"] == 3 + 4
+
+
 def torchrun(*args, cwd):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     return subprocess.run([*command, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True)
@@ -102,14 +131,20 @@ def test_torchrun_workers_stop_gloo_threads_before_exiting(tmp_path):
     assert [(tmp_path / f"gloo_threads_{rank}").read_text() for rank in (0, 1)] == ["0", "0"]
 
 
-def test_torchrun_bad_input_stops_every_worker_with_one_line(tmp_path):
-    result = torchrun("--env", "CartPol-v1", "--logdir", str(tmp_path / "runs"), cwd=tmp_path)
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env", "CartPol-v1"], "unknown environment id 'CartPol-v1'"),
+        (["--num-envs", "many"], "argument --num-envs: invalid"),  # refused by the command-line parser
+        (["--minibatch-size", "64"], "minibatch_size is not supported with several processes"),
+        (["--heuristic"], "--watch and --heuristic run in one process"),
+    ],
+)
+def test_torchrun_bad_input_stops_every_worker_with_one_line(tmp_path, args, message):
+    result = torchrun(*args, "--logdir", str(tmp_path / "runs"), cwd=tmp_path)
     assert result.returncode != 0
-    assert result.stderr.count("train.py: error: unknown environment id 'CartPol-v1'") == 1
+    assert result.stderr.count("train.py: error: ") == 1 and f"train.py: error: {message}" in result.stderr
     assert not (tmp_path / "runs").exists()
-    result = torchrun("--num-envs", "many", cwd=tmp_path)  # refused by the command-line parser
-    assert result.returncode != 0
-    assert result.stderr.count("train.py: error: ") == 1, result.stderr
 
 
 def test_torchrun_resumes_a_run_exactly(tmp_path):
@@ -135,3 +170,42 @@ def test_torchrun_resumes_a_run_exactly(tmp_path):
         "train.py: error: the run had 2 worker(s), this launch has 1: "
         "resume it with torchrun [the same 2 workers] train.py --resume"
     ]
+
+
+def test_torchrun_workers_stop_together_when_the_main_one_says_solved(tmp_path):
+    args = ["--target-return", "15", "--eval-every-steps", "500", "--eval-episodes", "5", "--max-updates", "50"]
+    result = torchrun(*args, "--no-gif", "--logdir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(next((tmp_path / "runs").iterdir()).joinpath("summary.json").read_text())
+    assert summary["solved"] and summary["updates"] < 50
+
+
+def _pid_of_rank(rank: int, marker: str) -> int:
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and marker.encode() in cmdline and b"train.py" in cmdline:
+            return int(entry.name)
+    raise AssertionError(f"no worker of rank {rank}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="finds the worker through /proc")
+def test_torchrun_a_signal_to_any_worker_stops_every_worker_with_a_checkpoint(tmp_path):
+    logdir = str(tmp_path / "runs")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    args = ["--no-stop-when-solved", "--no-gif", "--print-every", "1", "--logdir", logdir]
+    with subprocess.Popen([*command, str(ROOT / "train.py"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, cwd=tmp_path) as process:  # fmt: skip
+        for line in process.stdout:
+            if line.startswith("update    2"):  # both workers are in the training loop
+                break
+        os.kill(_pid_of_rank(1, logdir), signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "train.py: SIGTERM: stopped after update" in stderr, stderr[-2000:]
+    assert "resume with: torchrun [the same 2 workers] train.py --resume" in stderr
+    run = next(Path(logdir).iterdir())
+    assert (run / "checkpoint.pt").is_file() and not (run / "summary.json").exists()
