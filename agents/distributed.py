@@ -34,6 +34,7 @@ class Workers:
 
     @classmethod
     def from_environment(cls) -> Workers:
+        """The workers torchrun describes in ``WORLD_SIZE``/``RANK``, their process group joined."""
         size = int(os.environ.get("WORLD_SIZE", "1"))
         if size == 1:
             return cls()
@@ -77,14 +78,6 @@ class Workers:
     def gather(self, values: np.ndarray) -> np.ndarray:
         """Every worker's ``values``, concatenated, on every worker."""
         return values if self.size == 1 else np.concatenate(self.everyone(values))
-
-    def from_main(self, value: Any) -> Any:
-        """The main worker's ``value``, on every worker."""
-        if self.size == 1:
-            return value
-        box = [value]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
 
 
 ALONE = Workers()  # a plain run's only worker
