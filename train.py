@@ -462,23 +462,22 @@ class Run:
                 self.checkpoint()
         bar.close()
         if stopped_by not in (None, "solved"):
-            if not main:
-                return 1 if stopped_by == "nonfinite" else 128 + signal.Signals[stopped_by].value
-            writer.close()
-            checkpoint = self.run_dir / CHECKPOINT
-            if stopped_by == "nonfinite":
-                print(
-                    f"train.py: stopped: {state.skipped_in_a_row} updates in a row had a non-finite loss or gradient "
-                    f"(skipped, weights untouched); the last good state is {checkpoint}",
-                    file=sys.stderr,
-                )
-                return 1
-            print(
-                f"train.py: {stopped_by}: stopped after update {state.updates}, saved {checkpoint}; "
-                f"resume with: {self.workers.launcher} train.py --resume {self.run_dir}",
-                file=sys.stderr,
-            )
-            return 128 + signal.Signals[stopped_by].value
+            if main:
+                writer.close()
+                checkpoint = self.run_dir / CHECKPOINT
+                if stopped_by == "nonfinite":
+                    print(
+                        f"train.py: stopped: {state.skipped_in_a_row} updates in a row had a non-finite loss or "
+                        f"gradient (skipped, weights untouched); the last good state is {checkpoint}",
+                        file=sys.stderr,
+                    )
+                else:
+                    print(
+                        f"train.py: {stopped_by}: stopped after update {state.updates}, saved {checkpoint}; "
+                        f"resume with: {self.workers.launcher} train.py --resume {self.run_dir}",
+                        file=sys.stderr,
+                    )
+            return 1 if stopped_by == "nonfinite" else 128 + signal.Signals[stopped_by].value
         if main:
             self.finish(writer)
         return 0
@@ -502,10 +501,7 @@ class Run:
             bar.write(f"update {state.updates:4d}  steps {state.env_steps:7d}  {describe_returns(returns)}")
         if self.evaluator.due(state.env_steps):
             greedy = self.evaluator(self.agent)
-            writer.add_scalar("eval/return_mean", greedy.mean(), state.env_steps)
-            writer.add_scalar("eval/return_std", greedy.std(), state.env_steps)
-            if self.target is not None and greedy.mean() >= self.target and state.solved_at is None:
-                state.solved_at = state.env_steps
+            if self._record_evaluation(writer, greedy):
                 bar.write(f"solved at {state.env_steps} env steps: greedy mean {greedy.mean():.1f}")
                 if config.stop_when_solved:
                     return "solved"
@@ -515,15 +511,22 @@ class Run:
             self.checkpoint()
         return None
 
+    def _record_evaluation(self, writer: SummaryWriter, greedy: np.ndarray) -> bool:
+        """Log a greedy evaluation's returns; whether they solve the environment for the first time."""
+        state = self.state
+        writer.add_scalar("eval/return_mean", greedy.mean(), state.env_steps)
+        writer.add_scalar("eval/return_std", greedy.std(), state.env_steps)
+        if state.solved_at is None and self.target is not None and greedy.mean() >= self.target:
+            state.solved_at = state.env_steps
+            return True
+        return False
+
     def finish(self, writer: SummaryWriter) -> None:
         """Save the model, evaluate it greedily and by sampling, write the summary and the GIF."""
         config, state = self.config, self.state
         self.agent.save(self.run_dir / MODEL)
         greedy, sampled = self.evaluator(self.agent), self.evaluator(self.agent, deterministic=False)
-        if state.solved_at is None and self.target is not None and greedy.mean() >= self.target:
-            state.solved_at = state.env_steps
-        writer.add_scalar("eval/return_mean", greedy.mean(), state.env_steps)
-        writer.add_scalar("eval/return_std", greedy.std(), state.env_steps)
+        self._record_evaluation(writer, greedy)
         log_hparams(writer, config, {"eval/final_return_mean": float(greedy.mean())})
         summary = {
             "env_id": config.env,

@@ -26,6 +26,7 @@ from agents.reinforce import (
     discounted_returns,
     episode_ids,
     mlp,
+    moments,
     normalize_advantages,
     policy_gradient_loss,
 )
@@ -126,14 +127,6 @@ def space_from_dict(data: dict[str, Any]) -> spaces.Space:
         dtype = np.dtype(data["dtype"])
         return spaces.Box(np.array(data["low"], dtype=dtype), np.array(data["high"], dtype=dtype), dtype=dtype)
     raise CheckpointError(f"unknown space type {data['type']!r} in checkpoint")
-
-
-def _variance(values: torch.Tensor) -> torch.Tensor:
-    """The variance of ``values`` over every process's steps (in double precision, centred first)."""
-    values = values.double()
-    count = all_sum(torch.tensor(float(len(values)), dtype=torch.float64))
-    mean = all_sum(values.sum()) / count
-    return all_sum(((values - mean) ** 2).sum()) / count
 
 
 def save_atomically(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -340,7 +333,7 @@ class ReinforceAgent:
         actions = self._policy_actions(batch.actions[valid])
         extra = {}
         if self.value is not None:  # how much of the returns' variance the baseline explains
-            extra["explained_variance"] = (1 - _variance(deltas) / _variance(returns)).item()
+            extra["explained_variance"] = (1 - moments(deltas, all_sum)[2] / moments(returns, all_sum)[2]).item()
         n_steps = len(advantages)
         self.check_workers(world_size())
         weight = n_steps / all_sum(torch.tensor(float(n_steps), dtype=torch.float64)).item()

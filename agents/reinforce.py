@@ -26,6 +26,17 @@ def local_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def moments(
+    values: torch.Tensor, all_sum: Callable[[torch.Tensor], torch.Tensor] = local_sum
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Count, mean and variance of ``values`` along their first dimension, over every process's rows
+    (``all_sum``), in double precision and centred before squaring."""
+    values = values.double()
+    count = all_sum(torch.tensor(float(values.shape[0]), dtype=torch.float64))
+    mean = all_sum(values.sum(0)) / count
+    return count, mean, all_sum(((values - mean) ** 2).sum(0)) / count
+
+
 def _numpy_gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x**3)))
 
@@ -86,14 +97,11 @@ class ObservationNormalizer(nn.Module):
         change of shift and scale, so that its network computes the same function as before.
         ``all_sum`` adds a tensor up over the processes that share the batch (``torch.distributed``).
         """
-        batch = observations.reshape(-1, self.mean.numel()).double()
-        n = all_sum(torch.tensor(float(batch.shape[0]), dtype=torch.float64))
+        n, batch_mean, batch_var = moments(observations.reshape(-1, self.mean.numel()), all_sum)
         if n == 0:
             return
         old_shift, old_scale = self.shift.clone(), self.scale.clone()
         total = self.count + n
-        batch_mean = all_sum(batch.sum(0)) / n
-        batch_var = all_sum(((batch - batch_mean) ** 2).sum(0)) / n
         delta = batch_mean - self.mean
         self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
         self.mean.add_(delta * n / total)

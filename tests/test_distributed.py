@@ -96,9 +96,11 @@ def test_workers_play_their_own_episodes_and_count_everyone_s(tmp_path):
         assert got["state"]["episodes"] == 3 + 4
 
 
-def torchrun(*args, cwd):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    return subprocess.run([*command, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def torchrun(*args, cwd, script=ROOT / "train.py"):
+    return subprocess.run([*TORCHRUN, str(script), *args], cwd=cwd, capture_output=True, text=True)
 
 
 def test_torchrun_trains_one_run_with_two_workers(tmp_path):
@@ -124,9 +126,8 @@ def test_torchrun_workers_stop_gloo_threads_before_exiting(tmp_path):
         "open(f'gloo_threads_{os.environ[\"RANK\"]}', 'w').write(str(sum('gloo' in n for n in names)))\n"
         "sys.exit(status)\n"
     )
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
     args = ["--max-updates", "1", "--no-gif", "--eval-episodes", "2", "--logdir", str(tmp_path / "runs")]
-    result = subprocess.run([*command, *args], cwd=tmp_path, capture_output=True, text=True)
+    result = torchrun(*args, cwd=tmp_path, script=script)
     assert result.returncode == 0, result.stderr[-2000:]
     assert [(tmp_path / f"gloo_threads_{rank}").read_text() for rank in (0, 1)] == ["0", "0"]
 
@@ -195,9 +196,8 @@ def _pid_of_rank(rank: int, marker: str) -> int:
 @pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="finds the worker through /proc")
 def test_torchrun_a_signal_to_any_worker_stops_every_worker_with_a_checkpoint(tmp_path):
     logdir = str(tmp_path / "runs")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     args = ["--no-stop-when-solved", "--no-gif", "--print-every", "1", "--logdir", logdir]
-    with subprocess.Popen([*command, str(ROOT / "train.py"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    with subprocess.Popen([*TORCHRUN, str(ROOT / "train.py"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, cwd=tmp_path) as process:  # fmt: skip
         for line in process.stdout:
             if line.startswith("update    2"):  # both workers are in the training loop
