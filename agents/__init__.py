@@ -1,14 +1,18 @@
 """A REINFORCE (vanilla policy-gradient) agent for Gymnasium spaces, in PyTorch: Discrete or Box actions,
 Box or Discrete observations; acting, learning, saving and loading need no environment."""
 
-from agents.agent import AgentConfig, CheckpointError, ReinforceAgent, check_spaces
+from agents.agent import ReinforceAgent
+from agents.batch import EpisodeBatch
+from agents.checkpoint import CheckpointError
+from agents.config import AgentConfig
 from agents.reinforce import (
-    EpisodeBatch,
     Policy,
     discounted_returns,
     normalize_advantages,
     policy_gradient_loss,
+    reinforce_loss,
 )
+from agents.spaces import check_spaces
 
 __all__ = [
     "AgentConfig",
@@ -20,4 +24,5 @@ __all__ = [
     "discounted_returns",
     "normalize_advantages",
     "policy_gradient_loss",
+    "reinforce_loss",
 ]

@@ -1,54 +1,61 @@
-"""REINFORCE: the policy network, discounted returns, advantage normalisation and the loss.
-
-Pure functions and modules only: no environment, no file I/O. Batches are laid out time-major as
-``(T, N)`` grids, one column per environment stream, so that the vector-environment rollout needs no
-reshuffling; a column may hold several episodes back to back, separated by ``ends`` flags, and
-``valid`` marks the steps that are real transitions of complete episodes.
+"""REINFORCE: the policy module and its loss, with what the loss needs (discounted returns, advantage
+normalisation, input statistics). Tensors and statistics in, tensors out: no environment, no file, no
+process group (``agents.distributed`` combines statistics across processes and passes them in).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
-Normalization = Literal["batch", "episode", "none"]
-NORMALIZATIONS: tuple[str, ...] = ("batch", "episode", "none")
+from agents.config import NORMALIZATIONS, Normalization
 
-
-def local_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """The default of the ``all_sum`` arguments below: one process, nothing to add up."""
-    return tensor
-
-
-def moments(
-    values: torch.Tensor, all_sum: Callable[[torch.Tensor], torch.Tensor] = local_sum
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Count, mean and variance of ``values`` along their first dimension, over every process's rows
-    (``all_sum``), in double precision and centred before squaring."""
-    values = values.double()
-    count = all_sum(torch.tensor(float(values.shape[0]), dtype=torch.float64))
-    mean = all_sum(values.sum(0)) / count
-    return count, mean, all_sum(((values - mean) ** 2).sum(0)) / count
-
-
-def _numpy_gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + np.tanh(np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x**3)))
-
-
-# Each activation in torch (training) and in numpy (acting, see ``Actor``); GELU is the tanh form.
-ACTIVATIONS: dict[str, tuple[Callable[[], nn.Module], Callable[[np.ndarray], np.ndarray]]] = {
-    "elu": (nn.ELU, lambda x: np.where(x > 0, x, np.expm1(x))),
-    "relu": (nn.ReLU, lambda x: np.maximum(x, 0)),
-    "tanh": (nn.Tanh, np.tanh),
-    "gelu": (lambda: nn.GELU(approximate="tanh"), _numpy_gelu),
-    "silu": (nn.SiLU, lambda x: x / (1 + np.exp(-x))),
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "elu": nn.ELU,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": lambda: nn.GELU(approximate="tanh"),  # the tanh form, which the numpy copy computes too
+    "silu": nn.SiLU,
 }
+LOG_STD_RANGE = (-5.0, 2.0)  # std from 0.007 to 7.4: wide enough to explore, never 0 or inf
+
+
+class Moments(NamedTuple):
+    """Count, mean and variance of a set of values (per feature, or per group), in double precision."""
+
+    count: torch.Tensor
+    mean: torch.Tensor
+    var: torch.Tensor
+
+    @classmethod
+    def of(cls, values: torch.Tensor) -> Moments:
+        """The moments of ``values`` along their first dimension, centred before squaring."""
+        values = values.double()
+        count = torch.tensor(float(values.shape[0]), dtype=torch.float64)
+        mean = values.sum(0) / count
+        return cls(count, mean, ((values - mean) ** 2).sum(0) / count)
+
+    def merge(self, other: Moments) -> Moments:
+        """The moments of both sets together (Chan et al.'s parallel update); not both empty."""
+        total = self.count + other.count
+        delta = other.mean - self.mean
+        var = (self.var * self.count + other.var * other.count + delta**2 * self.count * other.count / total) / total
+        return Moments(total, self.mean + delta * other.count / total, var)
+
+
+def group_moments(values: torch.Tensor, group: torch.Tensor | None = None) -> Moments:
+    """The moments of the 1-D ``values`` in each group (``group``: an index from 0 per value; by
+    default one group), each of shape ``(groups,)``."""
+    values = values.double()
+    group = torch.zeros(values.shape, dtype=torch.long) if group is None else group
+    count = torch.bincount(group, minlength=1).double()
+    mean = torch.bincount(group, values, minlength=1) / count
+    return Moments(count, mean, torch.bincount(group, (values - mean[group]) ** 2, minlength=1) / count)
 
 
 class BinaryBernoulli(Bernoulli):
@@ -85,27 +92,17 @@ class ObservationNormalizer(nn.Module):
         return (observations - self.shift) * self.scale
 
     @torch.no_grad()
-    def update(
-        self,
-        observations: torch.Tensor,
-        preserve: Sequence[nn.Linear] = (),
-        all_sum: Callable[[torch.Tensor], torch.Tensor] = local_sum,
-    ) -> None:
-        """Merge a batch's statistics into the running ones (Chan et al.'s parallel update).
-
-        Each layer in ``preserve`` (the first layer of a network fed by this normaliser) absorbs the
-        change of shift and scale, so that its network computes the same function as before.
-        ``all_sum`` adds a tensor up over the processes that share the batch (``torch.distributed``).
-        """
-        n, batch_mean, batch_var = moments(observations.reshape(-1, self.mean.numel()), all_sum)
-        if n == 0:
+    def update(self, batch: Moments, preserve: Sequence[nn.Linear] = ()) -> None:
+        """Merge a batch's moments into the running ones. Each layer in ``preserve`` (the first layer of
+        a network fed by this normaliser) absorbs the change of shift and scale, so that its network
+        computes the same function as before."""
+        if batch.count == 0:
             return
         old_shift, old_scale = self.shift.clone(), self.scale.clone()
-        total = self.count + n
-        delta = batch_mean - self.mean
-        self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
-        self.mean.add_(delta * n / total)
-        self.count.copy_(total)
+        merged = Moments(self.count, self.mean, self.var).merge(batch)
+        self.var.copy_(merged.var)
+        self.mean.copy_(merged.mean)
+        self.count.copy_(merged.count)
         self.shift.copy_(self.mean)
         # a feature that never varies (so far) is only centred, not blown up
         self.scale.copy_(torch.where(self.var > 1e-8, self.var.rsqrt(), torch.ones_like(self.var)))
@@ -115,16 +112,14 @@ class ObservationNormalizer(nn.Module):
 
 
 def mlp(in_features: int, out_features: int, hidden_sizes: Sequence[int], activation: str) -> nn.Sequential:
+    """Linear layers of ``hidden_sizes`` units with ``activation`` between them, then a linear output."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
     layers: list[nn.Module] = []
     for size in hidden_sizes:
-        layers += [nn.Linear(in_features, size), ACTIVATIONS[activation][0]()]
+        layers += [nn.Linear(in_features, size), ACTIVATIONS[activation]()]
         in_features = size
     return nn.Sequential(*layers, nn.Linear(in_features, out_features))
-
-
-LOG_STD_RANGE = (-5.0, 2.0)  # std from 0.007 to 7.4: wide enough to explore, never 0 or inf
 
 
 class Policy(nn.Module):
@@ -134,7 +129,14 @@ class Policy(nn.Module):
     "action 1" (with one hidden layer of 16 units on CartPole that is its 97 parameters); more use a
     Categorical head. Continuous actions (``action_dim``): a diagonal Gaussian whose mean is the MLP's
     output and whose log standard deviation is a learnt vector, the same for every state, clamped to
-    ``LOG_STD_RANGE``. With ``normalize_observations`` the inputs first pass an ``ObservationNormalizer``.
+    ``LOG_STD_RANGE``.
+
+    :param obs_dim: width of the flat input.
+    :param n_actions: number of discrete actions (>= 2), or None for continuous actions.
+    :param hidden_sizes: units of each hidden layer.
+    :param activation: a name in ``ACTIVATIONS``.
+    :param normalize_observations: pass the inputs through an ``ObservationNormalizer`` first.
+    :param action_dim: size of a continuous action, or None for discrete actions.
     """
 
     def __init__(
@@ -173,65 +175,11 @@ class Policy(nn.Module):
             return BinaryBernoulli(logits=out.squeeze(-1), validate_args=False)
         return Categorical(logits=out, validate_args=False)
 
-    def update_normalizer(
-        self,
-        observations: torch.Tensor,
-        also: Sequence[nn.Linear] = (),
-        all_sum: Callable[[torch.Tensor], torch.Tensor] = local_sum,
-    ) -> None:
-        """Refresh the input statistics without changing the policy (nor the networks whose first
-        layers are in ``also``): see ``ObservationNormalizer.update``."""
-        self.normalizer.update(observations, [self.net[0], *also], all_sum)
-
-
-class Actor:
-    """A numpy snapshot of a ``Policy`` that samples actions, for the environment steps.
-
-    Acting runs once per step of a numpy simulator; torch's per-call overhead, and the cost of
-    switching between torch and numpy code at every step, make a torch forward several times slower
-    than the simulator there. The snapshot computes the same function (to float32 rounding) and must
-    be taken again whenever the policy changes (``ReinforceAgent`` does so).
-    """
-
-    def __init__(self, policy: Policy) -> None:
-        linears = [m for m in policy.net if isinstance(m, nn.Linear)]
-        self.layers = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in linears]
-        if isinstance(policy.normalizer, ObservationNormalizer):
-            # fold (x - shift) * scale into the first layer: one matmul instead of three operations
-            shift, scale = policy.normalizer.shift.numpy(), policy.normalizer.scale.numpy()
-            weight, bias = self.layers[0]
-            self.layers[0] = (weight * scale[:, None], bias - (shift * scale) @ weight)
-        self.activation = ACTIVATIONS[policy.activation][1]
-        self.n_actions = policy.n_actions
-        self.std = policy.std().detach().numpy().copy() if policy.continuous else None
-
-    def logits(self, observations: np.ndarray) -> np.ndarray:
-        """The network's output: logits, or the Gaussian's mean for continuous actions."""
-        x = np.asarray(observations, dtype=np.float32)
-        for weight, bias in self.layers[:-1]:
-            x = self.activation(x @ weight + bias)
-        weight, bias = self.layers[-1]
-        return x @ weight + bias
-
-    def __call__(self, observations: np.ndarray, deterministic: bool, rng: np.random.Generator) -> np.ndarray:
-        """Actions for a ``(B, obs_dim)`` batch: sampled with ``rng``, or the most likely ones."""
-        logits = self.logits(observations)
-        if self.std is not None:
-            if deterministic:
-                return logits
-            return logits + self.std * rng.standard_normal(logits.shape, dtype=np.float32)
-        if self.n_actions == 2:
-            logits = logits[:, 0]
-            if deterministic:
-                return (logits > 0).astype(np.int64)
-            # u < sigmoid(logit), with the sigmoid in its tanh form, which cannot overflow
-            return (rng.random(len(logits)) < 0.5 + 0.5 * np.tanh(0.5 * logits)).astype(np.int64)
-        if deterministic:
-            return logits.argmax(-1)
-        probs = np.exp(logits - logits.max(-1, keepdims=True))
-        cdf = np.cumsum(probs, -1)
-        drawn = (cdf < rng.random((len(cdf), 1)) * cdf[:, -1:]).sum(-1)
-        return np.minimum(drawn, self.n_actions - 1)
+    def update_normalizer(self, observations: torch.Tensor | Moments, preserve: Sequence[nn.Linear] = ()) -> None:
+        """Refresh the input statistics with a batch of observations (or its moments) without changing
+        the policy, nor the networks whose first layers are in ``preserve``."""
+        batch = observations if isinstance(observations, Moments) else Moments.of(observations)
+        self.normalizer.update(batch, [self.net[0], *preserve])
 
 
 def discounted_returns(rewards: torch.Tensor, gamma: float, ends: torch.Tensor | None = None) -> torch.Tensor:
@@ -251,49 +199,40 @@ def discounted_returns(rewards: torch.Tensor, gamma: float, ends: torch.Tensor |
     return torch.as_tensor(returns, dtype=rewards.dtype if rewards.is_floating_point() else torch.float32)
 
 
-def episode_ids(ends: torch.Tensor) -> torch.Tensor:
-    """A distinct integer for every episode of a ``(T, N)`` grid (episodes end at ``ends``)."""
-    n_streams = ends.shape[1]
-    finished_before = ends.long().cumsum(0) - ends.long()
-    return finished_before * n_streams + torch.arange(n_streams)
-
-
 def normalize_advantages(
-    returns: torch.Tensor,
+    advantages: torch.Tensor,
     valid: torch.Tensor,
     mode: Normalization = "batch",
     ids: torch.Tensor | None = None,
-    all_sum: Callable[[torch.Tensor], torch.Tensor] = local_sum,
+    batch_moments: Moments | None = None,
 ) -> torch.Tensor:
-    """Centre and scale ``returns`` over the ``valid`` steps: all of them together (``"batch"``), each
-    episode on its own (``"episode"``, the seed notebook's; needs ``ids``), or not at all (``"none"``).
+    """Centre and scale ``advantages`` over the ``valid`` steps: all of them together (``"batch"``), each
+    episode on its own (``"episode"``, the seed notebook's; needs the steps' episode ``ids``), or not at
+    all (``"none"``). ``batch_moments`` replaces the valid steps' own in batch mode (for example the
+    moments of several processes' batches together).
 
     Where there is nothing to scale by (fewer than two steps, or a standard deviation of zero up to
     rounding) the values are only centred, never divided: one-step episodes and constant returns give
-    zero advantages, not NaN. Invalid steps come back as zero. In ``"batch"`` mode the statistics are
-    summed with ``all_sum`` over the processes that share the batch (episodes never span processes).
+    zero advantages, not NaN. Invalid steps come back as zero.
     """
     if mode not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {mode!r}: choose one of {', '.join(NORMALIZATIONS)}")
-    out = torch.zeros_like(returns)
-    values = returns[valid].double()
+    out = torch.zeros_like(advantages)
+    values = advantages[valid].double()
     if mode == "none" or (mode == "episode" and values.numel() == 0):
-        out[valid] = values.to(returns.dtype)
+        out[valid] = values.to(advantages.dtype)
         return out
     if mode == "batch":
         group = torch.zeros(values.shape, dtype=torch.long)
+    elif ids is None:
+        raise ValueError("per-episode normalization needs the episode ids of the steps")
     else:
-        if ids is None:
-            raise ValueError("per-episode normalization needs the episode ids of the steps")
         group = torch.unique(ids[valid], return_inverse=True)[1]
-        all_sum = local_sum
-    counts = all_sum(torch.bincount(group, minlength=1).double())
-    means = all_sum(torch.bincount(group, values, minlength=1)) / counts
-    centred = values - means[group]
-    stds = (all_sum(torch.bincount(group, centred**2, minlength=1)) / counts).sqrt()
-    scalable = (counts >= 2) & (stds > 1e-8 * means.abs().clamp(min=1.0))
-    scale = torch.where(scalable, stds, torch.ones_like(stds))
-    out[valid] = (centred / scale[group]).to(returns.dtype)
+    moments = batch_moments if mode == "batch" and batch_moments is not None else group_moments(values, group)
+    std = moments.var.sqrt()
+    scalable = (moments.count >= 2) & (std > 1e-8 * moments.mean.abs().clamp(min=1.0))
+    scale = torch.where(scalable, std, torch.ones_like(std))
+    out[valid] = ((values - moments.mean[group]) / scale[group]).to(advantages.dtype)
     return out
 
 
@@ -306,62 +245,26 @@ def policy_gradient_loss(log_probs: torch.Tensor, advantages: torch.Tensor) -> t
     return -(advantages.detach() * log_probs).mean()
 
 
-@dataclass
-class EpisodeBatch:
-    """Complete episodes in a time-major ``(T, N)`` grid; see the module docstring.
+def reinforce_loss(
+    distribution: Distribution,
+    actions: torch.Tensor,
+    advantages: torch.Tensor,
+    entropy_coef: float = 0.0,
+    values: torch.Tensor | None = None,
+    returns: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The REINFORCE loss and its named terms, each a mean over every step given:
 
-    ``terminated`` and ``truncated`` are kept apart (a truncated episode is treated as complete, but a
-    bootstrapped variant would need to tell them apart).
+    - ``policy_loss``: what the policy minimises, ``policy_gradient_loss - entropy_coef * entropy``;
+    - ``entropy``: the policy's mean entropy;
+    - ``value_loss`` (with a baseline's ``values`` and the ``returns`` they learn): mean squared error;
+    - ``loss``: their sum, the scalar to differentiate (the networks share no parameter, so each gets its
+      own term's gradient).
     """
-
-    observations: torch.Tensor  # (T, N, obs_dim) float32
-    actions: torch.Tensor  # (T, N) int64 for discrete actions, (T, N, *action_shape) float32 for continuous
-    rewards: torch.Tensor  # (T, N) float32
-    terminated: torch.Tensor  # (T, N) bool
-    truncated: torch.Tensor  # (T, N) bool
-    valid: torch.Tensor  # (T, N) bool
-
-    @property
-    def ends(self) -> torch.Tensor:
-        return self.terminated | self.truncated
-
-    @property
-    def num_steps(self) -> int:
-        return int(self.valid.sum())
-
-    @classmethod
-    def from_episodes(
-        cls,
-        episodes: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-        truncated: Sequence[bool] | None = None,
-    ) -> EpisodeBatch:
-        """Pack episodes given as ``(observations, actions, rewards)`` sequences, one column each."""
-        if not episodes:
-            raise ValueError("an EpisodeBatch needs at least one episode")
-        lengths = [len(rewards) for _, _, rewards in episodes]
-        if min(lengths) < 1:
-            raise ValueError("every episode needs at least one step")
-        horizon, n = max(lengths), len(episodes)
-        obs_dim = int(np.prod(np.shape(episodes[0][0])[1:]))
-        observations = torch.zeros(horizon, n, obs_dim)
-        first_actions = np.asarray(episodes[0][1])
-        continuous = first_actions.dtype.kind == "f"
-        actions = torch.zeros(horizon, n, *first_actions.shape[1:], dtype=torch.float32 if continuous else torch.long)
-        rewards = torch.zeros(horizon, n)
-        ends = torch.zeros(horizon, n, dtype=torch.bool)
-        for i, (obs, acts, rews) in enumerate(episodes):
-            length = lengths[i]
-            observations[:length, i] = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(length, -1)
-            actions[:length, i] = torch.as_tensor(np.asarray(acts, dtype=np.float32 if continuous else np.int64))
-            rewards[:length, i] = torch.as_tensor(np.asarray(rews, dtype=np.float32))
-            ends[length - 1, i] = True
-        valid = torch.arange(horizon)[:, None] < torch.tensor(lengths)[None, :]
-        was_truncated = torch.tensor(truncated if truncated is not None else [False] * n, dtype=torch.bool)
-        return cls(
-            observations=observations,
-            actions=actions,
-            rewards=rewards,
-            terminated=ends & ~was_truncated,
-            truncated=ends & was_truncated,
-            valid=valid,
-        )
+    entropy = distribution.entropy().mean()
+    policy_loss = policy_gradient_loss(distribution.log_prob(actions), advantages) - entropy_coef * entropy
+    terms = {"policy_loss": policy_loss, "entropy": entropy, "loss": policy_loss}
+    if values is not None:
+        terms["value_loss"] = nn.functional.mse_loss(values, returns)
+        terms["loss"] = policy_loss + terms["value_loss"]
+    return terms

@@ -25,10 +25,9 @@ from pathlib import Path
 
 from common import split_settings
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from training import Config
 
-import train  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def measure(processes: int, num_envs: int, episodes: int, updates: int, settings: list[str]) -> dict:
@@ -53,7 +52,7 @@ def measure(processes: int, num_envs: int, episodes: int, updates: int, settings
 
 def main() -> None:
     argv, settings = split_settings(sys.argv[1:])
-    defaults = train.Config()
+    defaults = Config()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, default=2, help="workers of the torchrun side (default: 2)")
     parser.add_argument("--num-envs", type=int, default=defaults.num_envs, help="environments per worker")

@@ -27,10 +27,9 @@ from pathlib import Path
 import numpy as np
 from common import split_settings
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from training import Evaluator, Trainer, make_config, parse_args, solves, target_return
 
-import train  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 CRITERIA = ("greedy", "sampled")
 
@@ -46,20 +45,20 @@ def parse_seeds(text: str) -> list[int]:
 def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, settings: list[str]) -> dict:
     """Train one seed under the protocol; return, per criterion, where it was solved, and the curve."""
     args = [*settings, "--seed", str(seed), "--total-env-steps", str(budget), "--eval-every-steps", str(check_every)]
-    config, _ = train.parse_args(args)
-    env, agent = train.build(config)
-    evaluator = train.Evaluator(config)
-    target = env.spec.reward_threshold
+    config = make_config(parse_args(args)[0])
+    trainer, evaluator = Trainer(config), Evaluator(config)
+    target, progress = target_return(config, trainer.env), trainer.state
     solved: dict[str, dict | None] = dict.fromkeys(criteria)
     curve = []
-    progress = train.RunState()
-    for _ in train.learn(config, env, agent, progress):
+    while trainer.within_budget():
+        trainer.step()
         if not evaluator.due(progress.env_steps):
             continue
         point = {"env_steps": progress.env_steps}
         for criterion in criteria:
-            point[criterion] = float(evaluator(agent, deterministic=criterion == "greedy").mean())
-            if solved[criterion] is None and point[criterion] >= target:
+            returns = evaluator(trainer.agent, deterministic=criterion == "greedy")
+            point[criterion] = float(returns.mean())
+            if solved[criterion] is None and solves(returns, target):
                 solved[criterion] = {
                     "updates": progress.updates,
                     "episodes": progress.episodes,
@@ -70,8 +69,8 @@ def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, s
         curve.append(point)
         if all(solved.values()):
             break
-    env.close()
-    evaluator.env.close()
+    trainer.close()
+    evaluator.close()
     return {"seed": seed, "solved": solved, "curve": curve}
 
 

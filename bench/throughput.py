@@ -20,23 +20,19 @@ from pathlib import Path
 import numpy as np
 from common import split_settings
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import train  # noqa: E402
-from envs import make_vector_env  # noqa: E402
+from envs import make_vector_env
+from training import Trainer, make_config, parse_args
 
 
 def training_sps(num_envs: int, seconds: float, settings: list[str]) -> float:
     """Env steps per second of training time, over updates until ``seconds`` of training have passed."""
     args = [*settings, "--num-envs", str(num_envs), "--episodes-per-update", str(num_envs)]
-    config, _ = train.parse_args([*args, "--total-env-steps", str(10**12)])
-    env, agent = train.build(config)
-    progress = train.RunState()
-    for _ in train.learn(config, env, agent, progress):
-        if progress.train_seconds >= seconds:
-            break
-    env.close()
+    config = make_config(parse_args([*args, "--total-env-steps", str(10**12)])[0])
+    trainer = Trainer(config)
+    progress = trainer.state
+    while trainer.within_budget() and progress.train_seconds < seconds:
+        trainer.step()
+    trainer.close()
     return progress.env_steps / progress.train_seconds
 
 

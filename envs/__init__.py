@@ -1,17 +1,15 @@
 """Environment construction and environment-side helpers: rollouts, evaluation, playing, baselines."""
 
 from envs.factory import check_env_id, make_env, make_vector_env
-from envs.heuristic import CARTPOLE_OBSERVATION, describe_returns, lean_policy, run_heuristic
+from envs.heuristic import CARTPOLE_OBSERVATION, lean_policy, run_heuristic
 from envs.play import display_available, encode_gif, play, play_episode, record_gif
-from envs.rollout import Rollout, collect_episodes, derive_seed, evaluate, split_episodes
+from envs.rollout import Rollout, collect_episodes, evaluate, split_episodes
 
 __all__ = [
     "CARTPOLE_OBSERVATION",
     "Rollout",
     "check_env_id",
     "collect_episodes",
-    "derive_seed",
-    "describe_returns",
     "display_available",
     "encode_gif",
     "evaluate",

@@ -15,7 +15,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from agents import EpisodeBatch, ReinforceAgent
-from agents.reinforce import episode_ids
+from agents.batch import episode_ids
 
 
 @dataclass
@@ -23,16 +23,6 @@ class Rollout:
     batch: EpisodeBatch
     episode_returns: np.ndarray  # undiscounted, one per episode
     episode_lengths: np.ndarray
-
-
-def derive_seed(seed: int, *keys: int) -> int:
-    """A seed for one purpose (training update k, evaluation k, ...) derived from the run's seed.
-
-    Each call of ``collect_episodes`` is seeded afresh this way, so a batch depends only on the run's
-    seed, its index and the policy: a resumed run needs no environment state, and evaluating does not
-    disturb training.
-    """
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
 
 
 def split_episodes(total: int, num_envs: int) -> np.ndarray:
@@ -56,8 +46,7 @@ def collect_episodes(
     Every environment plays its whole quota whatever the episodes' lengths, so the batch is an
     unbiased sample of the current policy (stopping at the first N finished episodes would favour
     short ones). Environments that are done idle, masked, until the last one finishes. ``seed`` reseeds
-    the environments (give a new one per call, see ``derive_seed``); without it, their random streams
-    continue.
+    the environments (give a new one per call); without it, their random streams continue.
     """
     if env.metadata.get("autoreset_mode") != AutoresetMode.NEXT_STEP:
         raise ValueError("collect_episodes needs a vector environment that autoresets NEXT_STEP")

@@ -219,7 +219,7 @@ def test_the_numpy_actor_computes_the_policys_logits(activation, n_actions):
     agent.policy.update_normalizer(torch.from_numpy(rng.normal(size=(64, 4)).astype(np.float32) * 3 + 1))
     obs = rng.normal(size=(32, 4)).astype(np.float32)
     expected = agent.policy.net(agent.policy.normalizer(torch.from_numpy(obs))).detach().numpy()
-    np.testing.assert_allclose(agent.actor().logits(obs), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(agent.numpy_policy().outputs(obs), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_acting_follows_every_change_of_the_policy():

@@ -12,6 +12,7 @@ from gymnasium import spaces
 import train
 from agents import AgentConfig, EpisodeBatch, ReinforceAgent, discounted_returns
 from agents.reinforce import LOG_STD_RANGE
+from agents.spaces import encode_observations
 from envs import make_vector_env
 
 BOX_OBS = spaces.Box(-np.inf, np.inf, (3,), np.float32)
@@ -59,7 +60,7 @@ def test_actions_sent_to_the_env_stay_in_bounds_and_the_unclipped_samples_are_le
     assert np.any(drawn < space.low) and np.any(drawn > space.high)
     np.testing.assert_array_equal(taken, np.clip(drawn, space.low, space.high))
     assert space.contains(agent.act(obs[0])) and space.contains(agent.act(obs[0], deterministic=True))
-    mean = agent.actor().logits(obs[:1])[0]
+    mean = agent.numpy_policy().outputs(obs[:1])[0]
     np.testing.assert_allclose(agent.act(obs[0], deterministic=True), np.clip(mean, space.low, space.high))
 
 
@@ -87,9 +88,11 @@ def test_multi_dimensional_box_actions():
 
 def test_discrete_observations_are_one_hot():
     agent = ReinforceAgent(spaces.Discrete(5, start=1), spaces.Discrete(2), AgentConfig(hidden_sizes=(8,)), seed=0)
-    encoded = agent._observations(torch.tensor([1, 3, 5]))
+    encoded = agent._inputs(torch.tensor([1, 3, 5]))  # the one encoder, for learning and for acting
     torch.testing.assert_close(encoded, torch.eye(5)[[0, 2, 4]])
-    np.testing.assert_array_equal(agent._numpy_observations(np.array([1, 3, 5])), np.eye(5)[[0, 2, 4]])
+    np.testing.assert_array_equal(
+        encode_observations(agent.observation_space, np.array([1, 3, 5])), np.eye(5)[[0, 2, 4]]
+    )
     assert np.ndim(agent.act(3)) == 0 and agent.act(np.array([1, 2, 5])).shape == (3,)
     batch = EpisodeBatch.from_episodes([(np.array([1, 2, 3]), [0, 1, 1], [1.0, 0.0, 2.0])])
     assert agent.update(batch)["skipped_steps"] == 0

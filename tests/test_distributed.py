@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from gymnasium import spaces
 
 from agents import AgentConfig, EpisodeBatch, ReinforceAgent
-from agents.distributed import Workers
+from training import Trainer, Workers, make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 OBS, ACTIONS = spaces.Box(-5.0, 5.0, (3,), np.float32), spaces.Discrete(3)
@@ -39,9 +39,9 @@ def make_agent(setting: str) -> ReinforceAgent:
 
 
 def _worker(rank: int, world: int, init_file: str, out: str, setting: str) -> None:
-    agent = make_agent(setting)  # before the group exists, as train.Workers.from_environment explains
+    agent = make_agent(setting)  # before the group exists, as Workers.from_environment explains
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    stats = [agent.update(EpisodeBatch.from_episodes(episodes_of(rank))) for _ in range(2)]
+    stats = [agent.update(EpisodeBatch.from_episodes(episodes_of(rank)), distributed=True) for _ in range(2)]
     state = {"policy": agent.policy.state_dict(), "stats": stats}
     if agent.value is not None:
         state["value"] = agent.value.state_dict()
@@ -71,18 +71,12 @@ def test_two_processes_step_like_one_process_on_all_episodes(tmp_path, setting):
 
 
 def _learning_worker(rank: int, world: int, init_file: str, out: str) -> None:
-    sys.path.insert(0, str(ROOT))
-    import train
-
-    config = train.make_config({"num_envs": 2, "episodes_per_update": 3 + rank})
-    env, agent = train.build(config)  # before the group exists, as Workers.from_environment explains
+    config = make_config({"num_envs": 2, "episodes_per_update": 3 + rank})
+    trainer = Trainer(config, Workers(rank, world))  # before the group exists, as Workers.from_environment explains
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    state = train.RunState()
-    rollout, _ = next(train.learn(config, env, agent, state, Workers(rank, world)))
-    starts = rollout.batch.observations[0]  # each environment's first observation
-    torch.save(
-        {"starts": torch.as_tensor(starts), "steps": rollout.batch.num_steps, "state": vars(state)}, f"{out}/{rank}.pt"
-    )
+    batch, state = trainer.step().batch, trainer.state
+    starts = batch.observations[0]  # each environment's first observation
+    torch.save({"starts": torch.as_tensor(starts), "steps": batch.num_steps, "state": vars(state)}, f"{out}/{rank}.pt")
     dist.barrier()
     dist.destroy_process_group()
 
@@ -120,7 +114,7 @@ def test_torchrun_workers_stop_gloo_threads_before_exiting(tmp_path):
     """A gloo thread alive at interpreter exit can abort the worker (SIGABRT) while it frees a collective."""
     script = tmp_path / "run_then_list_threads.py"
     script.write_text(
-        f"import os, sys\nsys.path.insert(0, {str(ROOT)!r})\nimport train\n"
+        "import os, sys\nimport train\n"
         "status = train.main(sys.argv[1:])\n"
         "names = [open(f'/proc/self/task/{t}/comm').read() for t in os.listdir('/proc/self/task')]\n"
         "open(f'gloo_threads_{os.environ[\"RANK\"]}', 'w').write(str(sum('gloo' in n for n in names)))\n"

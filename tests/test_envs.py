@@ -7,12 +7,12 @@ import pytest
 from envs import (
     CARTPOLE_OBSERVATION,
     collect_episodes,
-    describe_returns,
     lean_policy,
     make_env,
     make_vector_env,
     split_episodes,
 )
+from training.logs import describe_returns
 
 
 def split_columns(rollout):

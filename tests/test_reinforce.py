@@ -6,7 +6,7 @@ import torch
 from gymnasium import spaces
 
 from agents import AgentConfig, EpisodeBatch, ReinforceAgent, discounted_returns, normalize_advantages
-from agents.reinforce import episode_ids
+from agents.batch import episode_ids
 
 
 def slow_returns(rewards, gamma):

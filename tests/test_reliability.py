@@ -15,6 +15,7 @@ import torch
 
 import train
 from agents import ReinforceAgent
+from training import StopSignals
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--no-gif", "--eval-episodes", "10"]
@@ -109,7 +110,7 @@ def test_a_resumed_checkpoint_that_does_not_fit_is_refused(saved_run, tmp_path):
     # a model.pt is an agent, not a run: it cannot be resumed
     (copy / "checkpoint.pt").write_bytes((run / "model.pt").read_bytes())
     result = run_cli("--resume", str(copy), cwd=tmp_path)
-    assert result.returncode == 2 and "not a reinforce-run/1 checkpoint" in result.stderr
+    assert result.returncode == 2 and "not a reinforce-run/2 checkpoint" in result.stderr
 
 
 class _Payload:
@@ -206,7 +207,7 @@ def test_a_second_ctrl_c_exits_at_once_and_keeps_the_checkpoint(tmp_path, monkey
     """The second signal's handler exits the process without writing: the last checkpoint stays readable."""
     exits = []
     monkeypatch.setattr(os, "_exit", lambda status: exits.append(status))
-    with train.StopSignals() as signals:
+    with StopSignals() as signals:
         signal.raise_signal(signal.SIGINT)
         assert signals.received == signal.SIGINT and exits == []
         signal.raise_signal(signal.SIGINT)

@@ -9,6 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
+from training import Evaluator, Trainer, make_config, parse_args
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_UPDATE_TAGS = {
@@ -79,16 +80,21 @@ def test_watch_plays_a_saved_run_into_a_gif(tmp_path, capsys, monkeypatch):
     assert (run / "watch_1.gif").is_file() and (run / "watch_2.gif").is_file()
 
 
+def preset_config(argv):
+    flags, mode = parse_args(argv)
+    return make_config(flags, mode.preset)
+
+
 def test_preset_seed_is_the_notebooks_setting_and_flags_override_it():
-    config, _ = train.parse_args(["--preset", "seed"])
+    config = preset_config(["--preset", "seed"])
     assert (config.num_envs, config.episodes_per_update, config.max_episode_steps, config.max_updates) == (
         5,
         5,
         200,
         100,
     )
-    assert not config.stop_when_solved and not config.agent.normalize_observations
-    agent = config.agent
+    assert not config.stop_when_solved and not config.normalize_observations
+    agent = config
     assert (agent.gamma, agent.normalize, agent.learning_rate, agent.hidden_sizes, agent.activation) == (
         0.95,
         "episode",
@@ -96,8 +102,8 @@ def test_preset_seed_is_the_notebooks_setting_and_flags_override_it():
         (16,),
         "elu",
     )
-    config, _ = train.parse_args(["--preset", "seed", "--gamma", "0.9", "--hidden-sizes", "8", "8"])
-    assert config.agent.gamma == 0.9 and config.agent.hidden_sizes == (8, 8) and config.max_episode_steps == 200
+    config = preset_config(["--preset", "seed", "--gamma", "0.9", "--hidden-sizes", "8", "8"])
+    assert config.gamma == 0.9 and config.hidden_sizes == (8, 8) and config.max_episode_steps == 200
 
 
 def run_cli(*args, cwd):
@@ -131,22 +137,21 @@ def test_same_seed_gives_the_same_curves(tmp_path):
 
 def test_evaluating_never_changes_training():
     def parameters_after(updates, evaluate_every_update):
-        config, _ = train.parse_args(["--max-updates", str(updates), "--eval-episodes", "10", "--seed", "2"])
-        env, agent = train.build(config)
-        evaluator = train.Evaluator(config)
-        for _ in train.learn(config, env, agent, train.RunState()):
+        config = make_config({"max_updates": updates, "eval_episodes": 10, "seed": 2})
+        trainer, evaluator = Trainer(config), Evaluator(config)
+        while trainer.within_budget():
+            trainer.step()
             if evaluate_every_update:
-                evaluator(agent)
-                evaluator(agent, deterministic=False)
-        return [p.detach().clone() for p in agent.policy.parameters()]
+                evaluator(trainer.agent)
+                evaluator(trainer.agent, deterministic=False)
+        return [p.detach().clone() for p in trainer.agent.policy.parameters()]
 
     plain, evaluated = parameters_after(5, False), parameters_after(5, True)
     assert all(torch.equal(a, b) for a, b in zip(plain, evaluated))
 
 
 def test_evaluation_is_due_at_the_first_update_past_each_multiple():
-    config, _ = train.parse_args(["--eval-every-steps", "5000", "--eval-episodes", "2"])
-    evaluator = train.Evaluator(config)
+    evaluator = Evaluator(make_config({"eval_every_steps": 5000, "eval_episodes": 2}))
     assert [evaluator.due(s) for s in (4999, 5000, 5001, 9999, 16000, 19999, 20000)] == [
         False,
         True,

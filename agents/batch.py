@@ -1,0 +1,88 @@
+"""``EpisodeBatch``: complete episodes laid out time-major, as the update takes them.
+
+A batch is a ``(T, N)`` grid, one column per environment stream, so that a vector-environment rollout
+needs no reshuffling; a column may hold several episodes back to back, separated by ``ends`` flags, and
+``valid`` marks the steps that are real transitions of complete episodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class EpisodeBatch:
+    """Complete episodes in a time-major ``(T, N)`` grid (see the module docstring).
+
+    ``terminated`` and ``truncated`` are kept apart: a Monte-Carlo return treats a truncated episode as
+    complete, but a bootstrapped variant would need to tell them apart.
+    """
+
+    observations: torch.Tensor  # (T, N, *observation_shape) float32
+    actions: torch.Tensor  # (T, N) int64 for discrete actions, (T, N, *action_shape) float32 for continuous
+    rewards: torch.Tensor  # (T, N) float32
+    terminated: torch.Tensor  # (T, N) bool
+    truncated: torch.Tensor  # (T, N) bool
+    valid: torch.Tensor  # (T, N) bool
+
+    @property
+    def ends(self) -> torch.Tensor:
+        """The last step of every episode, terminated or truncated."""
+        return self.terminated | self.truncated
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.valid.sum())
+
+    @classmethod
+    def from_episodes(
+        cls,
+        episodes: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        truncated: Sequence[bool] | None = None,
+    ) -> EpisodeBatch:
+        """Pack episodes, one column each.
+
+        :param episodes: each ``(observations, actions, rewards)``, one entry per step; for Box actions
+            the unclipped samples (``ReinforceAgent.sample`` returns them).
+        :param truncated: per episode, whether a time limit ended it (default: every one terminated).
+        """
+        if not episodes:
+            raise ValueError("an EpisodeBatch needs at least one episode")
+        lengths = [len(rewards) for _, _, rewards in episodes]
+        if min(lengths) < 1:
+            raise ValueError("every episode needs at least one step")
+        horizon, n = max(lengths), len(episodes)
+        obs_dim = int(np.prod(np.shape(episodes[0][0])[1:]))
+        observations = torch.zeros(horizon, n, obs_dim)
+        first_actions = np.asarray(episodes[0][1])
+        continuous = first_actions.dtype.kind == "f"
+        actions = torch.zeros(horizon, n, *first_actions.shape[1:], dtype=torch.float32 if continuous else torch.long)
+        rewards = torch.zeros(horizon, n)
+        ends = torch.zeros(horizon, n, dtype=torch.bool)
+        for i, (obs, acts, rews) in enumerate(episodes):
+            length = lengths[i]
+            observations[:length, i] = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(length, -1)
+            actions[:length, i] = torch.as_tensor(np.asarray(acts, dtype=np.float32 if continuous else np.int64))
+            rewards[:length, i] = torch.as_tensor(np.asarray(rews, dtype=np.float32))
+            ends[length - 1, i] = True
+        valid = torch.arange(horizon)[:, None] < torch.tensor(lengths)[None, :]
+        was_truncated = torch.tensor(truncated if truncated is not None else [False] * n, dtype=torch.bool)
+        return cls(
+            observations=observations,
+            actions=actions,
+            rewards=rewards,
+            terminated=ends & ~was_truncated,
+            truncated=ends & was_truncated,
+            valid=valid,
+        )
+
+
+def episode_ids(ends: torch.Tensor) -> torch.Tensor:
+    """A distinct integer for every episode of a ``(T, N)`` grid (episodes end at ``ends``)."""
+    n_streams = ends.shape[1]
+    finished_before = ends.long().cumsum(0) - ends.long()
+    return finished_before * n_streams + torch.arange(n_streams)

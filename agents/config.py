@@ -1,0 +1,78 @@
+"""The agent's hyper-parameters: ``AgentConfig``, each field with its default and one line of help."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Normalization = Literal["batch", "episode", "none"]
+NORMALIZATIONS: tuple[str, ...] = ("batch", "episode", "none")
+ACTIVATION_NAMES: tuple[str, ...] = ("elu", "relu", "tanh", "gelu", "silu")  # gelu: its tanh form
+
+
+def setting(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field with its one line of help (``train.py`` makes each field a flag)."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class AgentConfig:
+    """Hyper-parameters of the agent; the run's settings (environment, budget, logging) extend them in
+    ``training.Config``.
+
+    :param hidden_sizes: units of each hidden layer of the policy (and of the baseline).
+    :param activation: hidden activation, one of ``ACTIVATION_NAMES``.
+    :param learning_rate: Adam learning rate of the policy.
+    :param gamma: discount factor of the returns.
+    :param normalize: advantage normalisation: over the whole batch, per episode, or none.
+    :param normalize_observations: scale the policy's inputs by running statistics (see ``ObservationNormalizer``).
+    :param passes: gradient passes over each batch (1: the textbook update).
+    :param minibatch_size: steps per gradient step within a pass (None: the whole batch).
+    :param baseline: subtract a learnt state value V(s) from the returns (REINFORCE with baseline).
+    :param value_learning_rate: Adam learning rate of the baseline.
+    :param entropy_coef: weight of the entropy bonus in the policy's loss.
+    :param max_grad_norm: clip each network's gradient to this norm (None: no clipping).
+    """
+
+    hidden_sizes: tuple[int, ...] = setting((64,), "units of each hidden layer")
+    activation: str = setting("tanh", "hidden activation", choices=ACTIVATION_NAMES)
+    learning_rate: float = setting(0.03, "Adam learning rate")
+    gamma: float = setting(0.99, "discount factor of the returns")
+    normalize: Normalization = setting("batch", "advantage normalisation: over the batch, per episode, or none")
+    normalize_observations: bool = setting(
+        True, "scale the policy's inputs by running statistics, updated after each update"
+    )
+    passes: int = setting(1, "gradient passes over each batch (1: textbook; more reuse slightly stale data)")
+    minibatch_size: int | None = setting(None, "steps per gradient step within a pass (none: the whole batch)")
+    baseline: bool = setting(False, "subtract a learnt state value V(s) from the returns (REINFORCE with baseline)")
+    value_learning_rate: float = setting(0.01, "Adam learning rate of the baseline V(s)")
+    entropy_coef: float = setting(0.0, "weight of the entropy bonus in the loss")
+    max_grad_norm: float | None = setting(None, "clip each network's gradient to this norm (none: no clipping)")
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
+        if any(size < 1 for size in self.hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive, got {list(self.hidden_sizes)}")
+        if self.activation not in ACTIVATION_NAMES:
+            raise ValueError(f"unknown activation {self.activation!r}: choose one of {', '.join(ACTIVATION_NAMES)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalize {self.normalize!r}: choose one of {', '.join(NORMALIZATIONS)}")
+        if self.passes < 1:
+            raise ValueError(f"passes must be >= 1, got {self.passes}")
+        if self.minibatch_size is not None and self.minibatch_size < 1:
+            raise ValueError(f"minibatch_size must be >= 1 or none, got {self.minibatch_size}")
+        if not self.value_learning_rate > 0:
+            raise ValueError(f"value_learning_rate must be > 0, got {self.value_learning_rate}")
+        if not self.entropy_coef >= 0:
+            raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or none, got {self.max_grad_norm}")
+
+    def check_distributed(self) -> None:
+        """Raise a one-line ``ValueError`` unless updates can be shared among processes."""
+        if self.minibatch_size is not None:  # processes would take different numbers of gradient steps
+            raise ValueError("minibatch_size is not supported with several processes yet: leave it unset")

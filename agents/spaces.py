@@ -1,0 +1,61 @@
+"""The Gymnasium spaces the agent supports: the check, the observation encoding, and spaces as plain data
+(so that checkpoints load with ``weights_only=True``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from agents.checkpoint import CheckpointError
+
+
+def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
+    """Raise a one-line ``ValueError`` unless the agent supports these spaces."""
+    if not isinstance(observation_space, (spaces.Box, spaces.Discrete)):
+        raise ValueError(
+            f"unsupported observation space {observation_space}: the agent supports Box (flattened) and "
+            "Discrete (one-hot) observations"
+        )
+    supported = "Discrete(n) with n >= 2, or Box"
+    if isinstance(action_space, spaces.Discrete) and action_space.n < 2:
+        raise ValueError(f"unsupported action space {action_space}: the agent supports {supported}")
+    if not isinstance(action_space, (spaces.Box, spaces.Discrete)):
+        raise ValueError(f"unsupported action space {action_space}: the agent supports {supported}")
+
+
+def input_size(observation_space: spaces.Space) -> int:
+    """Width of the policy's input: the flattened Box, or one unit per Discrete observation."""
+    if isinstance(observation_space, spaces.Discrete):
+        return int(observation_space.n)
+    return int(np.prod(observation_space.shape))
+
+
+def encode_observations(observation_space: spaces.Space, observations: Any) -> np.ndarray:
+    """Observations (one or a batch) as the policy's ``(B, input_size)`` float inputs: Box ones
+    flattened, Discrete ones one-hot."""
+    size = input_size(observation_space)
+    if isinstance(observation_space, spaces.Discrete):
+        index = np.asarray(observations).astype(np.int64).reshape(-1) - int(observation_space.start)
+        return np.eye(size, dtype=np.float32)[index]
+    return np.asarray(observations, dtype=np.float32).reshape(-1, size)
+
+
+def space_to_dict(space: spaces.Space) -> dict[str, Any]:
+    """A supported space as plain data."""
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.Box):
+        return {"type": "Box", "low": space.low.tolist(), "high": space.high.tolist(), "dtype": str(space.dtype)}
+    raise ValueError(f"cannot store space {space}")
+
+
+def space_from_dict(data: dict[str, Any]) -> spaces.Space:
+    """The space ``space_to_dict`` stored."""
+    if data["type"] == "Discrete":
+        return spaces.Discrete(data["n"], start=data["start"])
+    if data["type"] == "Box":
+        dtype = np.dtype(data["dtype"])
+        return spaces.Box(np.array(data["low"], dtype=dtype), np.array(data["high"], dtype=dtype), dtype=dtype)
+    raise CheckpointError(f"unknown space type {data['type']!r} in checkpoint")

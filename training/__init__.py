@@ -1,0 +1,22 @@
+"""Running training: the settings, the training iteration, evaluation, run checkpoints and logs that
+``train.py`` and ``bench/`` share. It uses ``agents`` and ``envs``; neither uses it."""
+
+from training.evaluation import Evaluator, solves, target_return
+from training.settings import PRESETS, Config, make_config, parse_args
+from training.trainer import RunState, StopSignals, Trainer, Update
+from training.workers import Workers
+
+__all__ = [
+    "PRESETS",
+    "Config",
+    "Evaluator",
+    "RunState",
+    "StopSignals",
+    "Trainer",
+    "Update",
+    "Workers",
+    "make_config",
+    "parse_args",
+    "solves",
+    "target_return",
+]

@@ -1,0 +1,97 @@
+"""A run's files: its folder, its checkpoint (settings, agent, counters, evaluation schedule), and the
+agent to load from a model file or a run."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from agents import CheckpointError, ReinforceAgent
+from agents.checkpoint import load_safely, save_atomically
+from training.evaluation import Evaluator
+from training.settings import Config
+from training.trainer import RunState, Trainer
+from training.workers import Workers
+
+CHECKPOINT, MODEL, CONFIG = "checkpoint.pt", "model.pt", "config.json"
+RUN_FORMAT = "reinforce-run/2"  # 2: the flat settings inside the checkpoint
+
+
+def new_run_dir(config: Config) -> Path:
+    """A new folder ``<logdir>/<env>__<seed>__<unix time>`` holding the run's ``config.json``."""
+    root = Path(config.logdir)
+    stamp = int(time.time())
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        while (run_dir := root / f"{config.env.replace('/', '-')}__{config.seed}__{stamp}").exists():
+            stamp += 1
+        run_dir.mkdir()
+    except OSError as error:
+        raise ValueError(f"cannot create a run folder under --logdir {root}: {error.strerror or error}") from None
+    (run_dir / CONFIG).write_text(json.dumps(asdict(config), indent=2))
+    return run_dir
+
+
+def save_run(run_dir: Path, trainer: Trainer, evaluator: Evaluator) -> None:
+    """Write the run's checkpoint atomically."""
+    state = {
+        "format": RUN_FORMAT,
+        "config": asdict(trainer.config),
+        "agent": trainer.agent.state_dict(),
+        "run": asdict(trainer.state),
+        "workers": trainer.workers.size,
+        "evaluator": [evaluator.evaluations, evaluator.next_check],
+    }
+    save_atomically(state, run_dir / CHECKPOINT)
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """The checkpoint of the run in ``run_dir``; its ``config`` are the run's settings."""
+    if not (run_dir / CHECKPOINT).is_file():
+        raise CheckpointError(f"{run_dir} is not a run folder with a {CHECKPOINT}: give a folder train.py made")
+    checkpoint = load_safely(run_dir / CHECKPOINT)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != RUN_FORMAT:
+        found = checkpoint.get("format") if isinstance(checkpoint, dict) else None
+        why = "made by an older version: start a new run" if found == "reinforce-run/1" else "not a run's checkpoint"
+        raise CheckpointError(f"{run_dir / CHECKPOINT} is not a {RUN_FORMAT} checkpoint ({why})")
+    if not isinstance(checkpoint.get("config"), dict):
+        raise CheckpointError(f"{run_dir / CHECKPOINT} holds no settings: start a new run")
+    return checkpoint
+
+
+def restore_run(checkpoint: dict[str, Any], trainer: Trainer, evaluator: Evaluator) -> None:
+    """Put a run's saved agent, counters and evaluation schedule into a freshly built ``trainer`` and
+    ``evaluator``; a one-line error if they do not fit."""
+    try:
+        agent = ReinforceAgent.from_state_dict(checkpoint["agent"])
+        state = RunState(**checkpoint["run"])
+        evaluations, next_check = checkpoint["evaluator"]
+    except (CheckpointError, KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"the checkpoint does not fit a run: {error}") from None
+    env, config = trainer.env, trainer.config
+    agent.check_fits(env.single_observation_space, env.single_action_space, config.env)
+    workers = checkpoint.get("workers", 1)
+    if workers != trainer.workers.size:  # each worker plays its own episodes: the batch would change
+        raise ValueError(
+            f"the run had {workers} worker(s), this launch has {trainer.workers.size}: resume it "
+            f"with {Workers(size=workers).launcher} train.py --resume"
+        )
+    trainer.agent, trainer.state = agent, state
+    evaluator.evaluations, evaluator.next_check = evaluations, next_check
+
+
+def load_agent(target: Path) -> tuple[ReinforceAgent, Path]:
+    """The agent in a model file, a run checkpoint, or a run folder (its model, else its checkpoint),
+    and the file it came from."""
+    if target.is_dir():
+        target = target / MODEL if (target / MODEL).is_file() else target / CHECKPOINT
+    state = load_safely(target)
+    if isinstance(state, dict) and state.get("format") == RUN_FORMAT:
+        state = state.get("agent")
+    try:
+        return ReinforceAgent.from_state_dict(state), target
+    except CheckpointError as error:
+        raise CheckpointError(f"{target}: {error}") from None

@@ -1,0 +1,96 @@
+"""What a run tells: TensorBoard's tags (CleanRL's names, env steps on the x-axis), the statistics line
+it prints, and its ``summary.json``."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tensorboard.compat.proto.summary_pb2 import Summary
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+from training.settings import Config
+from training.trainer import Trainer, Update
+
+
+def describe_returns(returns: np.ndarray) -> str:
+    """The seed notebook's statistics line."""
+    returns = np.asarray(returns, dtype=np.float64)
+    return f"Mean: {returns.mean():.1f}, Std: {returns.std():.2f}, Min: {returns.min():g}, Max: {returns.max():g}"
+
+
+def log_config(writer: SummaryWriter, config: Config) -> None:
+    """Every setting as text, once at the start of a run."""
+    writer.add_text("config", "\n".join(f"    {name} = {value}" for name, value in vars(config).items()))
+
+
+def log_update(writer: SummaryWriter, trainer: Trainer, update: Update) -> None:
+    """The update's episodes and losses, at the run's env-step count; parameter histograms every
+    ``histogram_every`` updates."""
+    state, returns, step = trainer.state, update.episode_returns, trainer.state.env_steps
+    for suffix in ("", "_min", "_max", "_std"):
+        writer.add_scalar(f"charts/episodic_return{suffix}", getattr(returns, suffix[1:] or "mean")(), step)
+    writer.add_scalar("charts/episodic_length", update.episode_lengths.mean(), step)
+    for name, value in update.stats.items():  # policy_loss, entropy, grad_norm, and the baseline's if any
+        if name != "skipped_steps":
+            writer.add_scalar(f"losses/{name}", value, step)
+    writer.add_scalar("losses/skipped_updates", state.skipped_updates, step)
+    writer.add_scalar("charts/learning_rate", trainer.agent.optimizer.param_groups[0]["lr"], step)
+    writer.add_scalar("charts/SPS", step / state.train_seconds, step)
+    if state.updates % trainer.config.histogram_every == 0:
+        for name, parameter in trainer.agent.policy.named_parameters():
+            writer.add_histogram(f"params/{name}", parameter, step)
+
+
+def log_evaluation(writer: SummaryWriter, greedy: np.ndarray, step: int) -> None:
+    writer.add_scalar("eval/return_mean", greedy.mean(), step)
+    writer.add_scalar("eval/return_std", greedy.std(), step)
+
+
+def log_hparams(writer: SummaryWriter, config: Config, metrics: dict[str, float]) -> None:
+    """The experiment's settings and its metrics into the run's own event file (``add_hparams`` would
+    write them into a separate sub-run)."""
+    for summary in hparams(config.experiment(), metrics):
+        writer.file_writer.add_summary(summary)
+    for tag, value in metrics.items():
+        writer.add_scalar(tag, value)
+
+
+def log_gif(writer: SummaryWriter, tag: str, gif: bytes, height: int, width: int, step: int) -> None:
+    """An animated GIF as an image summary (``add_video`` does nothing with moviepy 2)."""
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif)
+    writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
+
+def _statistics(returns: np.ndarray) -> dict[str, float]:
+    return {name: float(getattr(returns, name)()) for name in ("mean", "std", "min", "max")}
+
+
+def run_summary(trainer: Trainer, target: float | None, greedy: np.ndarray, sampled: np.ndarray) -> dict:
+    """The contents of ``summary.json``: what the run was, how far it got, its final evaluation."""
+    config, state = trainer.config, trainer.state
+    return {
+        "env_id": config.env,
+        "seed": config.seed,
+        "config": asdict(config),
+        "env_steps": state.env_steps,
+        "updates": state.updates,
+        "episodes": state.episodes,
+        "train_seconds": round(state.train_seconds, 3),
+        "target_return": target,
+        "solved": state.solved_at is not None,
+        "solved_at_env_steps": state.solved_at,
+        "skipped_updates": state.skipped_updates,
+        "final_eval": {"episodes": len(greedy), "greedy": _statistics(greedy), "sampled": _statistics(sampled)},
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "gymnasium": gym.__version__,
+            "numpy": np.__version__,
+        },
+        "device": "cpu",
+    }

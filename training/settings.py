@@ -1,0 +1,185 @@
+"""Every setting of a run in one flat dataclass, ``Config``: the command line, ``config.json``, the
+checkpoint's copy and TensorBoard's HPARAMS are all made from it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import typing
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from agents import AgentConfig
+from agents.config import setting
+from envs.factory import VECTORIZATIONS
+
+AGENT_SETTINGS = tuple(f.name for f in fields(AgentConfig))
+
+
+@dataclass
+class Config(AgentConfig):
+    """The agent's hyper-parameters (``AgentConfig``) and the run's own settings.
+    ``python train.py --help`` lists them all; any can be set on the command line."""
+
+    env: str = setting("CartPole-v1", "Gymnasium environment id")
+    seed: int = setting(1, "seeds the weights, the sampling and the environments")
+    num_envs: int = setting(8, "environments stepped together (one batched forward per step)")
+    episodes_per_update: int = setting(8, "complete episodes per gradient step (a multiple of num_envs is best)")
+    max_episode_steps: int | None = setting(None, "time limit per episode (none: the environment's own)")
+    vectorization: str = setting("auto", "vector env mode", choices=VECTORIZATIONS)
+    total_env_steps: int = setting(500_000, "training budget in environment steps")
+    max_updates: int | None = setting(None, "stop after this many updates (none: no limit)")
+    eval_every_steps: int = setting(5_000, "evaluate at the first update after every this many env steps")
+    eval_episodes: int = setting(100, "episodes per evaluation, on seeds training never uses")
+    target_return: float | None = setting(None, "mean greedy return that counts as solved (none: the env's)")
+    stop_when_solved: bool = setting(True, "stop training at the first evaluation that reaches the target")
+    # housekeeping: how the run is logged and kept, not what it learns (left out of TensorBoard's HPARAMS)
+    logdir: str = setting("runs", "root folder of the runs", experiment=False)
+    print_every: int = setting(10, "print the statistics line every this many updates", experiment=False)
+    histogram_every: int = setting(50, "log parameter histograms every this many updates", experiment=False)
+    gif: bool = setting(True, "record a GIF of one greedy episode at the end", experiment=False)
+    watch_episodes: int = setting(3, "episodes played by --watch", experiment=False)
+    threads: int | None = setting(
+        None, "torch CPU threads for the updates (none: torch's default, all cores)", experiment=False
+    )
+    checkpoint_every: int = setting(
+        20, "write the run's checkpoint.pt every this many updates (and at the end)", experiment=False
+    )
+    max_nonfinite_updates: int = setting(
+        10, "stop after this many updates in a row with a non-finite loss", experiment=False
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        at_least_one = (
+            "num_envs",
+            "episodes_per_update",
+            "total_env_steps",
+            "eval_every_steps",
+            "eval_episodes",
+            "print_every",
+            "histogram_every",
+            "watch_episodes",
+            "checkpoint_every",
+            "max_nonfinite_updates",
+        )
+        for name in at_least_one:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_episode_steps", "max_updates", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 or none, got {getattr(self, name)}")
+        if self.num_envs > self.episodes_per_update:
+            raise ValueError(
+                f"num_envs ({self.num_envs}) exceeds episodes_per_update ({self.episodes_per_update}): "
+                "lower --num-envs or raise --episodes-per-update"
+            )
+
+    def agent_config(self) -> AgentConfig:
+        """The agent's part of the settings."""
+        return AgentConfig(**{name: getattr(self, name) for name in AGENT_SETTINGS})
+
+    def experiment(self) -> dict[str, bool | int | float | str]:
+        """The settings that define the experiment (no housekeeping), as TensorBoard's HPARAMS shows
+        them: numbers and booleans as such, sizes as ``64,64``, an unset value as ``none``."""
+        shown = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("experiment", True):
+                shown[f.name] = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        return {name: "none" if value is None else value for name, value in shown.items()}
+
+
+# The seed notebook: 5 episodes of at most 200 steps per update, 100 updates, gamma 0.95, per-episode
+# normalisation, Adam 0.01, one layer of 16 ELU units, no early stop.
+PRESETS: dict[str, dict[str, Any]] = {
+    "seed": dict(
+        num_envs=5,
+        episodes_per_update=5,
+        max_episode_steps=200,
+        max_updates=100,
+        stop_when_solved=False,
+        hidden_sizes=(16,),
+        activation="elu",
+        learning_rate=0.01,
+        gamma=0.95,
+        normalize="episode",
+        normalize_observations=False,
+    ),
+}
+
+
+def make_config(flags: dict[str, Any], preset: str | None = None, saved: dict[str, Any] | None = None) -> Config:
+    """The defaults, then the preset's settings or a resumed run's ``saved`` ones, then the ``flags``
+    given. A resumed run's agent cannot change: its weights were learnt with those settings."""
+    if saved is None:
+        return Config(**{**PRESETS.get(preset or "", {}), **flags})
+    try:
+        before = Config(**saved)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"the run's saved settings are unusable ({error}): start a new run") from None
+    config = Config(**{**asdict(before), **flags})
+    changed = [name for name in AGENT_SETTINGS if getattr(config, name) != getattr(before, name)]
+    if changed:
+        raise ValueError(f"--resume cannot change the agent's settings ({', '.join(changed)}): start a new run")
+    return config
+
+
+# ----------------------------------------------------------------------------- the command line
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:
+        # under torchrun every worker parses the same flags: the main one (rank 0) says what is wrong
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n" if os.environ.get("RANK", "0") == "0" else None)
+
+
+def _or_none(convert: type) -> typing.Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text.lower() == "none" else convert(text)
+
+    parse.__name__ = convert.__name__  # argparse names it in "invalid int value"
+    return parse
+
+
+def _add_flag(group: argparse._ArgumentGroup, name: str, kind: Any, default: Any, metadata: Any) -> None:
+    """One ``--flag`` for a setting, parsed by its type; absent flags stay absent (not defaulted), so
+    that a preset's or a resumed run's value is kept."""
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS}
+    options["help"] = f"{metadata.get('help', '')} (default: {shown})"
+    if kind is bool:
+        options["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(kind) is tuple:
+        options.update(type=int, nargs="+", metavar="N")
+    elif typing.get_origin(kind) is typing.Literal:
+        options.update(choices=typing.get_args(kind))
+    else:
+        optional = type(None) in typing.get_args(kind)
+        convert = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind
+        choices = metadata.get("choices")
+        options.update(type=_or_none(convert) if optional else convert, choices=choices)
+        options["metavar"] = None if choices else name.upper()
+    group.add_argument("--" + name.replace("_", "-"), **options)
+
+
+def parse_args(argv: list[str] | None = None, description: str | None = None) -> tuple[dict[str, Any], Any]:
+    """The settings given as flags (only those given), and the mode flags: ``preset``, ``heuristic``,
+    ``watch``, ``resume``."""
+    parser = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    modes = parser.add_argument_group("modes")
+    modes.add_argument("--preset", choices=sorted(PRESETS), help="start from a named set of settings")
+    modes.add_argument("--heuristic", action="store_true", help="evaluate the notebook's hard-coded CartPole policy")
+    modes.add_argument("--watch", metavar="RUN_DIR_OR_MODEL", help="play a saved agent (window, or a GIF)")
+    modes.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped run in its folder (flags may change the budget, not the agent)",
+    )
+    group = parser.add_argument_group("settings")
+    hints = typing.get_type_hints(Config)
+    run_first = sorted(fields(Config), key=lambda f: f.name in AGENT_SETTINGS)
+    for f in run_first:
+        _add_flag(group, f.name, hints[f.name], f.default, f.metadata)
+    args = parser.parse_args(argv)
+    flags = {f.name: getattr(args, f.name) for f in fields(Config) if hasattr(args, f.name)}
+    modes = argparse.Namespace(**{name: getattr(args, name) for name in ("preset", "heuristic", "watch", "resume")})
+    return flags, modes

@@ -1,0 +1,121 @@
+"""The training iteration that ``train.py`` and ``bench/`` share: collect complete episodes, update the
+agent, count; and the signals that stop it between two iterations."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents import EpisodeBatch, ReinforceAgent
+from envs import collect_episodes, make_vector_env, split_episodes
+from training.seeding import update_seeds
+from training.settings import Config
+from training.workers import Workers
+
+
+@dataclass
+class RunState:
+    """The counters of a run, over all workers: with the agent's state, all a resumed run needs (each
+    update's episodes are seeded from the run's seed and the update's index, so no environment state is
+    kept)."""
+
+    updates: int = 0
+    env_steps: int = 0
+    episodes: int = 0
+    train_seconds: float = 0.0
+    solved_at: int | None = None
+    skipped_updates: int = 0
+    skipped_in_a_row: int = 0
+
+
+@dataclass
+class Update:
+    """What one iteration learnt from and reported."""
+
+    batch: EpisodeBatch  # this worker's episodes
+    episode_returns: np.ndarray  # undiscounted, every worker's episodes
+    episode_lengths: np.ndarray
+    stats: dict[str, float]  # the agent's update statistics
+
+    @property
+    def skipped(self) -> bool:
+        """Whether a gradient step was skipped as not finite (the same on every worker)."""
+        return self.stats["skipped_steps"] > 0
+
+
+class Trainer:
+    """The training environments, the agent and the run's counters, and one ``step`` at a time.
+
+    :param config: the run's settings; the environments and the agent are seeded from ``config.seed``, so
+        every worker starts from the same weights.
+    :param workers: this process's place among torchrun's workers (each plays its own episodes, and the
+        agent's update is combined across them).
+    """
+
+    def __init__(self, config: Config, workers: Workers | None = None) -> None:
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
+        self.config, self.workers = config, workers or Workers()
+        self.env = make_vector_env(config.env, config.num_envs, config.max_episode_steps, config.vectorization)
+        space = self.env.single_observation_space, self.env.single_action_space
+        self.agent = ReinforceAgent(*space, config.agent_config(), seed=config.seed)
+        self.state = RunState()
+        self.quotas = split_episodes(config.episodes_per_update, config.num_envs)
+
+    def within_budget(self) -> bool:
+        config, state = self.config, self.state
+        return state.env_steps < config.total_env_steps and (
+            config.max_updates is None or state.updates < config.max_updates
+        )
+
+    def step(self) -> Update:
+        """Collect ``episodes_per_update`` complete episodes and make one update from them. Only this is
+        training time: what happens between steps (logging, evaluating, checkpointing) is not."""
+        config, state, workers = self.config, self.state, self.workers
+        started = time.perf_counter()
+        seed, sampling = update_seeds(config.seed, state.updates, workers.rank, workers.size)
+        act = self.agent.sample if sampling is None else functools.partial(self.agent.sample, rng=sampling)
+        rollout = collect_episodes(self.env, act, self.quotas, seed=seed)
+        stats = self.agent.update(rollout.batch, distributed=workers.size > 1)
+        state.train_seconds += time.perf_counter() - started
+        returns, lengths = (workers.concatenate(x) for x in (rollout.episode_returns, rollout.episode_lengths))
+        update = Update(rollout.batch, returns, lengths, stats)
+        steps, episodes = workers.sum([rollout.batch.num_steps, len(rollout.episode_returns)])
+        state.updates += 1
+        state.env_steps += steps
+        state.episodes += episodes
+        state.skipped_updates += update.skipped
+        state.skipped_in_a_row = state.skipped_in_a_row + 1 if update.skipped else 0
+        return update
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class StopSignals:
+    """While active, a first SIGINT or SIGTERM only asks the loop to stop after the current update
+    (``received``); a second one exits at once (checkpoints are written atomically, so the last one
+    stays intact)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            os._exit(128 + signum)
+        self.received = signum
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
