@@ -59,10 +59,10 @@ def train(argv: list[str] | None, workers: Workers) -> int:
         if (mode.watch or mode.heuristic) and workers.size > 1:
             raise ValueError("--watch and --heuristic run in one process: start them with python train.py")
         if mode.watch:
-            watch(make_config(flags), mode.watch)
+            watch(make_config(flags, mode.preset), mode.watch)
             return 0
         if mode.heuristic:
-            config = make_config(flags)
+            config = make_config(flags, mode.preset)
             returns = run_heuristic(config.env, config.eval_episodes, config.max_episode_steps, config.seed)
             print(describe_returns(returns))
             return 0
@@ -73,8 +73,8 @@ def train(argv: list[str] | None, workers: Workers) -> int:
         trainer, evaluator = Trainer(config, workers), Evaluator(config)
         target = target_return(config, trainer.env)
         if checkpoint:
-            restore_run(checkpoint, trainer, evaluator)
             run_dir = Path(mode.resume)
+            restore_run(run_dir, checkpoint, trainer, evaluator)
     except (ValueError, OSError) as problem:
         error = str(problem)
     if not agreed(error, workers):

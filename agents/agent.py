@@ -16,7 +16,7 @@ from gymnasium import spaces
 from agents.batch import EpisodeBatch, episode_ids
 from agents.checkpoint import CheckpointError, load_safely, save_atomically
 from agents.config import AgentConfig
-from agents.distributed import ACROSS_PROCESSES, WITHIN_PROCESS, WithinProcess
+from agents.distributed import LOCAL, PROCESS_GROUP, Combiner
 from agents.numpy_policy import NumpyPolicy, policy_version
 from agents.reinforce import (
     Moments,
@@ -160,11 +160,9 @@ class ReinforceAgent:
         """The advantage of every step of ``batch`` as a ``(T, N)`` grid: its discounted return, minus
         the baseline's value of its state if there is one, normalised as configured (zero at invalid
         steps)."""
-        return self._advantages(batch, WITHIN_PROCESS)[2]
+        return self._advantages(batch, LOCAL)[2]
 
-    def _advantages(
-        self, batch: EpisodeBatch, combine: WithinProcess
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _advantages(self, batch: EpisodeBatch, combine: Combiner) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns, returns minus the baseline's values (the returns without a baseline), and the
         normalised advantages, all as ``(T, N)`` grids."""
         valid, normalize = batch.valid, self.config.normalize
@@ -175,6 +173,7 @@ class ReinforceAgent:
                 advantages = returns.clone()
                 advantages[valid] -= self.values(batch.observations[valid])
         ids = episode_ids(batch.ends) if normalize == "episode" else None
+        # batch moments computed as normalize_advantages computes its own (bitwise), then combined
         moments = combine.moments(group_moments(advantages[valid])) if normalize == "batch" else None
         return returns, advantages, normalize_advantages(advantages, valid, normalize, ids, moments)
 
@@ -195,7 +194,7 @@ class ReinforceAgent:
             ``value_loss`` and ``explained_variance``, each a mean over the gradient steps, and
             ``skipped_steps``.
         """
-        combine = ACROSS_PROCESSES if distributed else WITHIN_PROCESS
+        combine = PROCESS_GROUP if distributed else LOCAL
         if distributed:
             self.config.check_distributed()
         valid = batch.valid
@@ -234,7 +233,7 @@ class ReinforceAgent:
         advantages: torch.Tensor,
         returns: torch.Tensor,
         share: float,
-        combine: WithinProcess,
+        combine: Combiner,
     ) -> tuple[dict[str, float], bool]:
         """One Adam step of the policy (and of the baseline), unless a loss or a gradient is not finite:
         then no weight moves and the step reports ``False``. ``share`` weighs this process's loss by its

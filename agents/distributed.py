@@ -18,13 +18,15 @@ import torch.distributed as dist
 from agents.reinforce import Moments
 
 
-class WithinProcess:
-    """One process: nothing to combine."""
+class Combiner:
+    """How an update combines its values: here within one process, where there is nothing to combine."""
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` added up over the processes."""
         return tensor
 
     def moments(self, moments: Moments) -> Moments:
+        """The moments of every process's values together."""
         return moments
 
     def share(self, n_steps: int) -> float:
@@ -35,28 +37,34 @@ class WithinProcess:
         """Make each parameter's gradient the sum over the processes."""
 
 
-class AcrossProcesses(WithinProcess):
-    """Every process of the default process group, which must exist."""
+class ProcessGroupCombiner(Combiner):
+    """Combines over every process of the default ``torch.distributed`` process group, the same result
+    on every process."""
 
-    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        """``tensor`` added up over the processes (in place)."""
+    @staticmethod
+    def _world_size() -> int:
         if not (dist.is_available() and dist.is_initialized()):
             raise RuntimeError("a distributed update needs torch.distributed.init_process_group() first")
-        dist.all_reduce(tensor)
+        return dist.get_world_size()
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        self._world_size()
+        dist.all_reduce(tensor)  # in place
         return tensor
 
     def moments(self, moments: Moments) -> Moments:
-        """The moments of every process's values together, the same on every process."""
         shape = moments.mean.shape
         packed = torch.cat([moments.count.reshape(-1), moments.mean.reshape(-1), moments.var.reshape(-1)])
-        parts = [torch.empty_like(packed) for _ in range(dist.get_world_size())]
+        parts = [torch.empty_like(packed) for _ in range(self._world_size())]
         dist.all_gather(parts, packed)
         combined = None
-        for part in parts:
+        for part in parts:  # merged in rank order, so that every process gets the same floats
             count, mean, var = part.split([moments.count.numel(), shape.numel(), shape.numel()])
             moments = Moments(count.reshape(moments.count.shape), mean.reshape(shape), var.reshape(shape))
             if bool((moments.count > 0).all()):  # an empty part adds nothing (and has no mean)
                 combined = moments if combined is None else combined.merge(moments)
+        if combined is None:
+            raise ValueError("a distributed update needs at least one step on some process")
         return combined
 
     def share(self, n_steps: int) -> float:
@@ -69,4 +77,4 @@ class AcrossProcesses(WithinProcess):
             p.grad.copy_(g.view_as(p))
 
 
-WITHIN_PROCESS, ACROSS_PROCESSES = WithinProcess(), AcrossProcesses()
+LOCAL, PROCESS_GROUP = Combiner(), ProcessGroupCombiner()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium import spaces
 
 from agents.checkpoint import CheckpointError
@@ -36,8 +37,12 @@ def encode_observations(observation_space: spaces.Space, observations: Any) -> n
     """Observations (one or a batch) as the policy's ``(B, input_size)`` float inputs: Box ones
     flattened, Discrete ones one-hot."""
     size = input_size(observation_space)
+    if isinstance(observations, torch.Tensor):
+        observations = observations.detach().cpu().numpy()
     if isinstance(observation_space, spaces.Discrete):
         index = np.asarray(observations).astype(np.int64).reshape(-1) - int(observation_space.start)
+        if index.size and (index.min() < 0 or index.max() >= size):
+            raise ValueError(f"observations outside {observation_space}: give values of the observation space")
         return np.eye(size, dtype=np.float32)[index]
     return np.asarray(observations, dtype=np.float32).reshape(-1, size)
 

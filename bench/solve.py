@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from common import split_settings
 
-from training import Evaluator, Trainer, make_config, parse_args, solves, target_return
+from training import Evaluator, Trainer, config_from_args, solves, target_return
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ def parse_seeds(text: str) -> list[int]:
 def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, settings: list[str]) -> dict:
     """Train one seed under the protocol; return, per criterion, where it was solved, and the curve."""
     args = [*settings, "--seed", str(seed), "--total-env-steps", str(budget), "--eval-every-steps", str(check_every)]
-    config = make_config(parse_args(args)[0])
+    config = config_from_args(args)
     trainer, evaluator = Trainer(config), Evaluator(config)
     target, progress = target_return(config, trainer.env), trainer.state
     solved: dict[str, dict | None] = dict.fromkeys(criteria)

@@ -21,13 +21,13 @@ import numpy as np
 from common import split_settings
 
 from envs import make_vector_env
-from training import Trainer, make_config, parse_args
+from training import Trainer, config_from_args
 
 
 def training_sps(num_envs: int, seconds: float, settings: list[str]) -> float:
     """Env steps per second of training time, over updates until ``seconds`` of training have passed."""
     args = [*settings, "--num-envs", str(num_envs), "--episodes-per-update", str(num_envs)]
-    config = make_config(parse_args([*args, "--total-env-steps", str(10**12)])[0])
+    config = config_from_args([*args, "--total-env-steps", str(10**12)])
     trainer = Trainer(config)
     progress = trainer.state
     while trainer.within_budget() and progress.train_seconds < seconds:

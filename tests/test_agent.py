@@ -1,21 +1,22 @@
-"""The public agent: policy heads, acting, updating, saving and loading."""
+"""The public agent: its heads, acting and sampling (through the numpy copy of the policy), updating,
+the observation normaliser, the spaces it supports."""
 
-import pickle
+import math
 
 import numpy as np
 import pytest
 import torch
+from builders import CARTPOLE_OBS, gaussian_agent, make_agent, one_line
 from gymnasium import spaces
 from torch.distributions import Bernoulli, Categorical
 
-from agents import AgentConfig, CheckpointError, EpisodeBatch, ReinforceAgent
-
-CARTPOLE_OBS = spaces.Box(-np.inf, np.inf, (4,), np.float32)
-NOTEBOOK = AgentConfig(hidden_sizes=(16,), activation="elu")
-
-
-def make_agent(n_actions=2, config=NOTEBOOK, seed=0):
-    return ReinforceAgent(CARTPOLE_OBS, spaces.Discrete(n_actions), config, seed=seed)
+from agents import (
+    AgentConfig,
+    EpisodeBatch,
+    ReinforceAgent,
+)
+from agents.reinforce import LOG_STD_RANGE
+from agents.spaces import encode_observations
 
 
 def test_two_actions_use_the_notebooks_head_and_size():
@@ -87,66 +88,6 @@ def test_update_changes_weights_and_reports_statistics():
     assert set(stats) == {"policy_loss", "entropy", "grad_norm", "skipped_steps"} and stats["skipped_steps"] == 0
     assert 0 < stats["entropy"] <= np.log(2) + 1e-6 and stats["grad_norm"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.policy.parameters()))
-
-
-def test_save_load_round_trip(tmp_path):
-    agent = make_agent(3, AgentConfig(hidden_sizes=(8, 8), learning_rate=0.003, gamma=0.9))
-    rng = np.random.default_rng(0)
-    agent.update(EpisodeBatch.from_episodes([(rng.normal(size=(6, 4)), rng.integers(0, 3, 6), rng.normal(size=6))]))
-    agent.save(tmp_path / "model.pt")
-    loaded = ReinforceAgent.load(tmp_path / "model.pt")
-    assert loaded.config == agent.config
-    assert loaded.observation_space == agent.observation_space and loaded.action_space == agent.action_space
-    for a, b in zip(agent.policy.parameters(), loaded.policy.parameters()):
-        assert torch.equal(a, b)
-    assert loaded.optimizer.state_dict()["state"][0]["step"] == agent.optimizer.state_dict()["state"][0]["step"]
-    obs = rng.normal(size=(200, 4)).astype(np.float32)
-    np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))  # same sampling stream too
-    np.testing.assert_array_equal(loaded.act(obs, deterministic=True), agent.act(obs, deterministic=True))
-    assert not list(tmp_path.glob("*.tmp"))  # the atomic write leaves no temporary file behind
-
-
-def one_line(error):
-    assert "\n" not in str(error) and len(str(error)) < 300
-    return str(error)
-
-
-def test_missing_corrupt_and_truncated_checkpoints_give_one_line_errors(tmp_path):
-    with pytest.raises(CheckpointError) as missing:
-        ReinforceAgent.load(tmp_path / "nope.pt")
-    assert "no checkpoint" in one_line(missing.value)
-
-    make_agent().save(tmp_path / "good.pt")
-    data = (tmp_path / "good.pt").read_bytes()
-    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
-    (tmp_path / "garbage.pt").write_bytes(b"this is not a checkpoint")
-    for name in ("truncated.pt", "garbage.pt"):
-        with pytest.raises(CheckpointError) as error:
-            ReinforceAgent.load(tmp_path / name)
-        assert "not a readable checkpoint" in one_line(error.value)
-
-    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError) as other:
-        ReinforceAgent.load(tmp_path / "other.pt")
-    assert "not a reinforce-agent" in one_line(other.value)
-
-
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def test_a_malicious_pickle_never_runs(tmp_path):
-    marker = tmp_path / "pwned"
-    with open(tmp_path / "evil.pt", "wb") as file:
-        torch.save({"format": "reinforce-agent/1", "payload": _Exploit(str(marker))}, file, pickle_module=pickle)
-    with pytest.raises(CheckpointError) as error:
-        ReinforceAgent.load(tmp_path / "evil.pt")
-    one_line(error.value)
-    assert not marker.exists()
 
 
 @pytest.mark.parametrize(
@@ -236,3 +177,85 @@ def test_acting_follows_every_change_of_the_policy():
     rng = np.random.default_rng(0)
     agent.update(EpisodeBatch.from_episodes([(obs, rng.integers(0, 3, 64), rng.normal(size=64))]))
     np.testing.assert_array_equal(agent.act(obs, deterministic=True), greedy_from_torch())
+
+
+def test_the_log_std_is_clamped_so_it_cannot_give_nan():
+    agent = gaussian_agent()
+    for extreme in (-1e4, 1e4):
+        with torch.no_grad():
+            agent.policy.log_std.fill_(extreme)
+        std = agent.policy.std()
+        assert torch.all((std >= math.exp(LOG_STD_RANGE[0]) - 1e-9) & (std <= math.exp(LOG_STD_RANGE[1]) + 1e-6))
+        assert torch.isfinite(agent.policy(torch.randn(4, 3)).log_prob(torch.randn(4, 2) * 100)).all()
+
+
+def test_actions_sent_to_the_env_stay_in_bounds_and_the_unclipped_samples_are_learnt():
+    space = spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, 0.5], np.float32))
+    agent = gaussian_agent(space)
+    with torch.no_grad():
+        agent.policy.log_std.fill_(1.5)  # wide: many samples fall outside the bounds
+    obs = np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32)
+    taken, drawn = agent.sample(obs)
+    assert taken.shape == drawn.shape == (500, 2) and taken.dtype == np.float32
+    assert np.all(taken >= space.low) and np.all(taken <= space.high)
+    assert np.any(drawn < space.low) and np.any(drawn > space.high)
+    np.testing.assert_array_equal(taken, np.clip(drawn, space.low, space.high))
+    assert space.contains(agent.act(obs[0])) and space.contains(agent.act(obs[0], deterministic=True))
+    mean = agent.numpy_policy().outputs(obs[:1])[0]
+    np.testing.assert_allclose(agent.act(obs[0], deterministic=True), np.clip(mean, space.low, space.high))
+
+
+def test_gaussian_sampling_follows_mean_and_std():
+    agent = gaussian_agent(spaces.Box(-100.0, 100.0, (2,), np.float32))
+    with torch.no_grad():
+        agent.policy.log_std.copy_(torch.tensor([-1.0, 0.5]))
+    obs = np.tile(np.array([[0.2, -0.1, 0.3]], np.float32), (50_000, 1))
+    _, drawn = agent.sample(obs)
+    mean = agent.policy.net(torch.from_numpy(obs[:1])).detach().numpy()[0]
+    np.testing.assert_allclose(drawn.mean(0), mean, atol=0.03)
+    np.testing.assert_allclose(drawn.std(0), np.exp([-1.0, 0.5]), rtol=0.02)
+
+
+def test_multi_dimensional_box_actions():
+    space = spaces.Box(-1.0, 1.0, (2, 3), np.float32)
+    agent = gaussian_agent(space)
+    obs = np.zeros((5, 3), np.float32)
+    taken, drawn = agent.sample(obs)
+    assert taken.shape == (5, 2, 3) and space.contains(taken[0])
+    batch = EpisodeBatch.from_episodes([(obs, drawn, np.arange(5.0))])
+    assert batch.actions.shape == (5, 1, 2, 3)
+    assert agent.update(batch)["skipped_steps"] == 0
+
+
+def test_discrete_observations_are_one_hot():
+    agent = ReinforceAgent(spaces.Discrete(5, start=1), spaces.Discrete(2), AgentConfig(hidden_sizes=(8,)), seed=0)
+    encoded = agent._inputs(torch.tensor([1, 3, 5]))  # the one encoder, for learning and for acting
+    torch.testing.assert_close(encoded, torch.eye(5)[[0, 2, 4]])
+    np.testing.assert_array_equal(
+        encode_observations(agent.observation_space, np.array([1, 3, 5])), np.eye(5)[[0, 2, 4]]
+    )
+    assert np.ndim(agent.act(3)) == 0 and agent.act(np.array([1, 2, 5])).shape == (3,)
+    batch = EpisodeBatch.from_episodes([(np.array([1, 2, 3]), [0, 1, 1], [1.0, 0.0, 2.0])])
+    assert agent.update(batch)["skipped_steps"] == 0
+
+
+def test_the_baseline_learns_the_returns():
+    agent = gaussian_agent(baseline=True, value_learning_rate=0.05)
+    rng = np.random.default_rng(2)
+    obs = rng.normal(size=(64, 3))
+    rewards = obs[:, 0] * 2.0  # one-step episodes: the return is a function of the state
+    batch = EpisodeBatch.from_episodes(
+        [(obs[i : i + 1], rng.normal(size=(1, 2)), rewards[i : i + 1]) for i in range(64)]
+    )
+    first = agent.update(batch)["explained_variance"]
+    for _ in range(200):
+        last = agent.update(batch)["explained_variance"]
+    assert first < 0.5 < 0.9 < last
+
+
+def test_discrete_observations_outside_the_space_are_refused():
+    agent = ReinforceAgent(spaces.Discrete(5, start=1), spaces.Discrete(2), AgentConfig(hidden_sizes=(8,)), seed=0)
+    for outside in (0, 6):
+        with pytest.raises(ValueError, match="observations outside Discrete") as error:
+            agent.act(outside)
+        one_line(error.value)

@@ -38,10 +38,10 @@ def make_agent(setting: str) -> ReinforceAgent:
     return ReinforceAgent(OBS, ACTIONS, AgentConfig(hidden_sizes=(8,), **SETTINGS[setting]), seed=0)
 
 
-def _worker(rank: int, world: int, init_file: str, out: str, setting: str) -> None:
+def _worker(rank: int, world: int, init_file: str, out: str, setting: str, distributed: bool = True) -> None:
     agent = make_agent(setting)  # before the group exists, as Workers.from_environment explains
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    stats = [agent.update(EpisodeBatch.from_episodes(episodes_of(rank)), distributed=True) for _ in range(2)]
+    stats = [agent.update(EpisodeBatch.from_episodes(episodes_of(rank)), distributed=distributed) for _ in range(2)]
     state = {"policy": agent.policy.state_dict(), "stats": stats}
     if agent.value is not None:
         state["value"] = agent.value.state_dict()
@@ -68,6 +68,18 @@ def test_two_processes_step_like_one_process_on_all_episodes(tmp_path, setting):
         assert got.keys() == want.keys()
         for key in want:
             assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
+
+
+def test_a_process_group_alone_makes_no_update_collective(tmp_path):
+    """Without distributed=True each process learns from its own episodes, as if it were alone."""
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path), "batch", False), nprocs=2, join=True)
+    for rank in (0, 1):
+        alone = make_agent("batch")
+        for _ in range(2):
+            alone.update(EpisodeBatch.from_episodes(episodes_of(rank)))
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)["policy"]
+        for key, value in alone.policy.state_dict().items():
+            assert torch.equal(got[key], value), (rank, key)
 
 
 def _learning_worker(rank: int, world: int, init_file: str, out: str) -> None:

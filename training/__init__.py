@@ -2,7 +2,7 @@
 ``train.py`` and ``bench/`` share. It uses ``agents`` and ``envs``; neither uses it."""
 
 from training.evaluation import Evaluator, solves, target_return
-from training.settings import PRESETS, Config, make_config, parse_args
+from training.settings import PRESETS, Config, config_from_args, make_config, parse_args
 from training.trainer import RunState, StopSignals, Trainer, Update
 from training.workers import Workers
 
@@ -15,6 +15,7 @@ __all__ = [
     "Trainer",
     "Update",
     "Workers",
+    "config_from_args",
     "make_config",
     "parse_args",
     "solves",

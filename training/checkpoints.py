@@ -62,18 +62,18 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def restore_run(checkpoint: dict[str, Any], trainer: Trainer, evaluator: Evaluator) -> None:
-    """Put a run's saved agent, counters and evaluation schedule into a freshly built ``trainer`` and
-    ``evaluator``; a one-line error if they do not fit."""
+def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, evaluator: Evaluator) -> None:
+    """Put the saved agent, counters and evaluation schedule of the run in ``run_dir`` into a freshly
+    built ``trainer`` and ``evaluator``; a one-line error if they do not fit."""
     try:
         agent = ReinforceAgent.from_state_dict(checkpoint["agent"])
         state = RunState(**checkpoint["run"])
         evaluations, next_check = checkpoint["evaluator"]
+        workers = int(checkpoint["workers"])
     except (CheckpointError, KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"the checkpoint does not fit a run: {error}") from None
+        raise CheckpointError(f"{run_dir / CHECKPOINT} does not fit a run: {error}") from None
     env, config = trainer.env, trainer.config
     agent.check_fits(env.single_observation_space, env.single_action_space, config.env)
-    workers = checkpoint.get("workers", 1)
     if workers != trainer.workers.size:  # each worker plays its own episodes: the batch would change
         raise ValueError(
             f"the run had {workers} worker(s), this launch has {trainer.workers.size}: resume it "
@@ -89,7 +89,7 @@ def load_agent(target: Path) -> tuple[ReinforceAgent, Path]:
     if target.is_dir():
         target = target / MODEL if (target / MODEL).is_file() else target / CHECKPOINT
     state = load_safely(target)
-    if isinstance(state, dict) and state.get("format") == RUN_FORMAT:
+    if isinstance(state, dict) and state.get("format") in (RUN_FORMAT, "reinforce-run/1"):  # a run's: its agent
         state = state.get("agent")
     try:
         return ReinforceAgent.from_state_dict(state), target

@@ -25,7 +25,7 @@ def describe_returns(returns: np.ndarray) -> str:
 
 def log_config(writer: SummaryWriter, config: Config) -> None:
     """Every setting as text, once at the start of a run."""
-    writer.add_text("config", "\n".join(f"    {name} = {value}" for name, value in vars(config).items()))
+    writer.add_text("config", "\n".join(f"    {name} = {value}" for name, value in config.shown().items()))
 
 
 def log_update(writer: SummaryWriter, trainer: Trainer, update: Update) -> None:
@@ -54,7 +54,7 @@ def log_evaluation(writer: SummaryWriter, greedy: np.ndarray, step: int) -> None
 def log_hparams(writer: SummaryWriter, config: Config, metrics: dict[str, float]) -> None:
     """The experiment's settings and its metrics into the run's own event file (``add_hparams`` would
     write them into a separate sub-run)."""
-    for summary in hparams(config.experiment(), metrics):
+    for summary in hparams(config.shown(housekeeping=False), metrics):
         writer.file_writer.add_summary(summary)
     for tag, value in metrics.items():
         writer.add_scalar(tag, value)

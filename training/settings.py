@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import Field, asdict, dataclass, fields
 from typing import Any
 
 from agents import AgentConfig
@@ -79,15 +79,20 @@ class Config(AgentConfig):
         """The agent's part of the settings."""
         return AgentConfig(**{name: getattr(self, name) for name in AGENT_SETTINGS})
 
-    def experiment(self) -> dict[str, bool | int | float | str]:
-        """The settings that define the experiment (no housekeeping), as TensorBoard's HPARAMS shows
-        them: numbers and booleans as such, sizes as ``64,64``, an unset value as ``none``."""
+    def shown(self, housekeeping: bool = True) -> dict[str, bool | int | float | str]:
+        """The settings as TensorBoard shows them (sizes as ``64,64``, an unset value as ``none``), the
+        run's first; without ``housekeeping``, only those that define the experiment (for HPARAMS)."""
         shown = {}
-        for f in fields(self):
+        for f in ordered_fields():
             value = getattr(self, f.name)
-            if f.metadata.get("experiment", True):
+            if housekeeping or f.metadata.get("experiment", True):
                 shown[f.name] = ",".join(map(str, value)) if isinstance(value, tuple) else value
         return {name: "none" if value is None else value for name, value in shown.items()}
+
+
+def ordered_fields() -> list[Field]:
+    """The fields of ``Config``, the run's settings before the agent's (for ``--help`` and logs)."""
+    return sorted(fields(Config), key=lambda f: f.name in AGENT_SETTINGS)
 
 
 # The seed notebook: 5 episodes of at most 200 steps per update, 100 updates, gamma 0.95, per-episode
@@ -176,10 +181,16 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
     )
     group = parser.add_argument_group("settings")
     hints = typing.get_type_hints(Config)
-    run_first = sorted(fields(Config), key=lambda f: f.name in AGENT_SETTINGS)
-    for f in run_first:
+    for f in ordered_fields():
         _add_flag(group, f.name, hints[f.name], f.default, f.metadata)
     args = parser.parse_args(argv)
     flags = {f.name: getattr(args, f.name) for f in fields(Config) if hasattr(args, f.name)}
     modes = argparse.Namespace(**{name: getattr(args, name) for name in ("preset", "heuristic", "watch", "resume")})
     return flags, modes
+
+
+def config_from_args(argv: list[str]) -> Config:
+    """The ``Config`` a command line describes (defaults, then ``--preset``, then the flags), for the
+    benchmark scripts, which run no mode."""
+    flags, modes = parse_args(argv)
+    return make_config(flags, modes.preset)

@@ -1,11 +1,22 @@
-"""The algorithm's pure parts against slow references: returns, normalisation, the loss's gradient."""
+"""The algorithm against definitions and slow references: discounted returns, advantage normalisation, the
+loss and its gradient, the guard against non-finite updates."""
+
+import math
 
 import numpy as np
 import pytest
 import torch
+from builders import gaussian_agent
 from gymnasium import spaces
 
-from agents import AgentConfig, EpisodeBatch, ReinforceAgent, discounted_returns, normalize_advantages
+from agents import (
+    AgentConfig,
+    EpisodeBatch,
+    ReinforceAgent,
+    discounted_returns,
+    normalize_advantages,
+    reinforce_loss,
+)
 from agents.batch import episode_ids
 
 
@@ -188,3 +199,69 @@ def test_constant_and_zero_rewards_train_without_nan(rewards):
         stats = agent.update(EpisodeBatch.from_episodes(episodes))
         assert stats["skipped_steps"] == 0 and all(np.isfinite(v) for v in stats.values())
     assert all(torch.isfinite(v).all() for v in agent.policy.state_dict().values())
+
+
+def test_gaussian_log_prob_and_entropy_match_the_formula():
+    agent = gaussian_agent()
+    with torch.no_grad():
+        agent.policy.log_std.copy_(torch.tensor([-0.3, 0.4]))
+    obs = torch.randn(7, 3)
+    actions = torch.randn(7, 2) * 3
+    distribution = agent.policy(obs)
+    mean, std = agent.policy.net(obs), torch.tensor([-0.3, 0.4]).exp()
+    by_hand = (-((actions - mean) ** 2) / (2 * std**2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+    torch.testing.assert_close(distribution.log_prob(actions), by_hand)
+    torch.testing.assert_close(distribution.entropy(), (0.5 + 0.5 * math.log(2 * math.pi) + std.log()).sum().expand(7))
+    reference = torch.distributions.Normal(mean, std)
+    torch.testing.assert_close(distribution.log_prob(actions), reference.log_prob(actions).sum(-1))
+
+
+def test_the_baseline_advantages_are_returns_minus_values():
+    agent = gaussian_agent(baseline=True, normalize="none")
+    rng = np.random.default_rng(1)
+    episodes = [(rng.normal(size=(n, 3)), rng.normal(size=(n, 2)), rng.normal(size=n)) for n in (4, 9, 1)]
+    batch = EpisodeBatch.from_episodes(episodes)
+    returns = discounted_returns(batch.rewards, agent.config.gamma, batch.ends)
+    values = agent.values(batch.observations[batch.valid])
+    expected = returns[batch.valid] - values.detach()
+    torch.testing.assert_close(agent.advantages(batch)[batch.valid], expected)
+    stats = agent.update(batch)
+    assert {"value_loss", "explained_variance"} <= set(stats) and stats["skipped_steps"] == 0
+
+
+def test_entropy_bonus_and_gradient_clipping():
+    rng = np.random.default_rng(3)
+    batch = EpisodeBatch.from_episodes(
+        [(rng.normal(size=(6, 3)), rng.normal(size=(6, 2)) * 5, rng.normal(size=6) * 100)]
+    )
+    plain, bonus = gaussian_agent(normalize="none"), gaussian_agent(normalize="none", entropy_coef=0.5)
+    plain_stats, bonus_stats = plain.update(batch), bonus.update(batch)
+    assert bonus_stats["policy_loss"] == pytest.approx(plain_stats["policy_loss"] - 0.5 * plain_stats["entropy"])
+    clipped = gaussian_agent(normalize="none", max_grad_norm=0.1, learning_rate=1.0)
+    before = [p.detach().clone() for p in clipped.policy.parameters()]
+    stats = clipped.update(batch)
+    assert stats["grad_norm"] > 0.1  # the logged norm is the one before clipping
+    sgd_like = torch.cat([(p.detach() - b).flatten() for p, b in zip(clipped.policy.parameters(), before)])
+    assert torch.isfinite(sgd_like).all()
+
+
+def test_one_loss_with_named_terms_serves_agent_loss_and_the_update():
+    agent = gaussian_agent(entropy_coef=0.1, baseline=True, normalize_observations=False)
+    rng = np.random.default_rng(5)
+    batch = EpisodeBatch.from_episodes(
+        [(rng.normal(size=(n, 3)), rng.normal(size=(n, 2)), rng.normal(size=n)) for n in (4, 7)]
+    )
+    valid = batch.valid
+    observations, actions, advantages = batch.observations[valid], batch.actions[valid], agent.advantages(batch)[valid]
+    distribution = agent.policy(observations)
+    by_hand = -(advantages * distribution.log_prob(actions)).mean() - 0.1 * distribution.entropy().mean()
+    returns = discounted_returns(batch.rewards, agent.config.gamma, batch.ends)[valid]
+    terms = reinforce_loss(distribution, actions, advantages, 0.1, agent.values(observations), returns)
+    assert set(terms) == {"policy_loss", "entropy", "value_loss", "loss"}
+    torch.testing.assert_close(terms["policy_loss"], by_hand)
+    torch.testing.assert_close(terms["loss"], terms["policy_loss"] + terms["value_loss"])
+    torch.testing.assert_close(agent.loss(observations, actions, advantages), by_hand)  # no value term
+    stats = agent.update(batch)  # one gradient step: its statistics are the terms before the step
+    assert stats["policy_loss"] == pytest.approx(terms["policy_loss"].item(), rel=1e-6)
+    assert stats["value_loss"] == pytest.approx(terms["value_loss"].item(), rel=1e-6)
+    assert stats["entropy"] == pytest.approx(terms["entropy"].item(), rel=1e-6)

@@ -1,17 +1,22 @@
-"""train.py end to end: a real short training run, its TensorBoard logs, the command line."""
+"""train.py end to end: real short runs, their folders and TensorBoard logs, the command line, bad input,
+non-finite updates, evaluation that never changes training."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
+import pytest
 import torch
+from builders import FAST, only_run, run_cli, snapshot
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 import train
+from agents import (
+    ReinforceAgent,
+)
 from training import Evaluator, Trainer, make_config, parse_args
 
-ROOT = Path(__file__).resolve().parent.parent
 PER_UPDATE_TAGS = {
     "charts/episodic_return",
     "charts/episodic_return_min",
@@ -24,12 +29,6 @@ PER_UPDATE_TAGS = {
     "charts/learning_rate",
     "charts/SPS",
 }
-
-
-def only_run(logdir):
-    runs = list(Path(logdir).iterdir())
-    assert len(runs) == 1
-    return runs[0]
 
 
 def test_short_training_run_clearly_improves(tmp_path):
@@ -57,6 +56,10 @@ def test_run_folder_holds_tags_hparams_gif_and_summary(tmp_path):
     assert {"config/text_summary"} <= set(tags["tensors"])
     plugins = events.PluginTagToContent("hparams")
     assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
+    logged = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"])
+    hparams = set(logged.session_start_info.hparams)  # the settings that define the experiment, no housekeeping
+    assert {"env", "seed", "learning_rate", "hidden_sizes", "num_envs"} <= hparams
+    assert not hparams & {"logdir", "print_every", "histogram_every", "gif", "watch_episodes", "threads"}
     assert [p.name for p in run.iterdir() if p.is_dir()] == []  # no add_hparams sub-run
     assert (run / "episode.gif").read_bytes().startswith(b"GIF8")
     summary = json.loads((run / "summary.json").read_text())
@@ -104,10 +107,6 @@ def test_preset_seed_is_the_notebooks_setting_and_flags_override_it():
     )
     config = preset_config(["--preset", "seed", "--gamma", "0.9", "--hidden-sizes", "8", "8"])
     assert config.gamma == 0.9 and config.hidden_sizes == (8, 8) and config.max_episode_steps == 200
-
-
-def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True)
 
 
 def test_help_lists_every_setting_with_its_default(tmp_path):
@@ -161,3 +160,101 @@ def test_evaluation_is_due_at_the_first_update_past_each_multiple():
         False,
         True,
     ]
+
+
+BAD_INPUT = [
+    # (arguments, words the one-line message must contain); {root} and {run} are filled in
+    (["--env", "CartPol-v1"], "did you mean CartPole-v1"),
+    (["--env", "NoSuchEnv-v9"], "unknown environment id"),
+    (["--env", "Blackjack-v1"], "unsupported observation space Tuple"),
+    (["--learning-rate", "0"], "learning_rate must be > 0"),
+    (["--learning-rate", "-0.1"], "learning_rate must be > 0"),
+    (["--gamma", "1.01"], "gamma must be in [0, 1]"),
+    (["--gamma", "-0.5"], "gamma must be in [0, 1]"),
+    (["--episodes-per-update", "0"], "episodes_per_update must be >= 1"),
+    (["--num-envs", "32"], "num_envs (32) exceeds episodes_per_update"),
+    (["--episodes-per-update", "-3", "--num-envs", "1"], "episodes_per_update must be >= 1"),
+    (["--num-envs", "0"], "num_envs must be >= 1"),
+    (["--hidden-sizes", "64", "0"], "hidden_sizes must be positive"),
+    (["--hidden-sizes", "x"], "invalid int value"),
+    (["--normalize", "global"], "invalid choice"),
+    (["--activation", "swish"], "invalid choice"),
+    (["--seed", "one"], "invalid int value"),
+    (["--total-env-steps", "1e5x"], "invalid int value"),
+    (["--watch", "{root}/missing.pt"], "no checkpoint at"),
+    (["--watch", "{root}/notes.txt"], "not a readable checkpoint"),
+    (["--watch", "{root}/truncated.pt"], "not a readable checkpoint"),
+    (["--watch", "{root}/garbage.pt"], "not a readable checkpoint"),
+    (["--watch", "{root}/empty_dir"], "no checkpoint at"),
+    (["--watch", "{root}/acrobot_model.pt", "--env", "CartPole-v1"], "other spaces than CartPole-v1's"),
+    (["--resume", "{root}/missing_run"], "not a run folder"),
+    (["--resume", "{root}/empty_dir"], "not a run folder"),
+    (["--resume", "{root}/old_run"], "made by an older version: start a new run"),
+    (["--resume", "{run}", "--env", "Acrobot-v1"], "other spaces than Acrobot-v1's"),
+    (["--resume", "{run}", "--learning-rate", "0.5"], "cannot change the agent's settings (learning_rate)"),
+    (["--logdir", "{root}/blocker/runs"], "cannot create a run folder under --logdir"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_gives_one_line_status_2_and_writes_nothing(saved_run, tmp_path, args, message):
+    root, run, acrobot = saved_run
+    args = [a.format(root=root, run=run, acrobot=acrobot) for a in args]
+    before = snapshot(root)
+    logdir = [] if "--logdir" in args else ["--logdir", str(tmp_path / "runs")]
+    result = run_cli(*args, *logdir, *FAST, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert result.stderr.startswith("train.py: error: ") and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+    assert snapshot(root) == before
+
+
+class NanRewardEnv(gym.Env):
+    """Five steps per episode, every reward NaN."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.observation_space.sample(), float("nan"), self.t >= 5, False, {}
+
+
+def test_non_finite_updates_are_skipped_and_the_run_stops_with_its_last_good_state(tmp_path, capsys):
+    gym.register(id="NanReward-v0", entry_point=NanRewardEnv)
+    args = ["--env", "NanReward-v0", "--num-envs", "2", "--episodes-per-update", "2", "--logdir", str(tmp_path)]
+    status = train.main([*args, "--max-nonfinite-updates", "3", *FAST])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "3 updates in a row had a non-finite loss" in err and "checkpoint.pt" in err
+    run = next(tmp_path.iterdir())
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["run"]["skipped_updates"] == 3 and state["run"]["updates"] == 3
+    fresh = ReinforceAgent(NanRewardEnv.observation_space, NanRewardEnv.action_space, seed=1)
+    for key, value in fresh.policy.state_dict().items():
+        assert torch.equal(state["agent"]["policy"][key], value), key  # the weights never moved
+
+
+def test_a_short_inverted_pendulum_run_improves(tmp_path):
+    try:
+        gym.make("InvertedPendulum-v5").close()
+    except gym.error.DependencyNotInstalled as error:
+        pytest.skip(f"MuJoCo cannot be imported ({error}); install it with: pip install 'gymnasium[mujoco]'")
+    args = ["--env", "InvertedPendulum-v5", "--learning-rate", "0.01", "--max-updates", "25", "--eval-episodes", "10"]
+    assert train.main([*args, "--no-gif", "--logdir", str(tmp_path)]) == 0
+    summary = json.loads((next(tmp_path.iterdir()) / "summary.json").read_text())
+    # a random policy balances for about 5-30 steps; seed 1 reaches the 1,000-step cap within 25 updates
+    assert summary["final_eval"]["greedy"]["mean"] >= 500
+
+
+def test_the_heuristic_and_watch_follow_the_preset(tmp_path):
+    result = run_cli("--preset", "seed", "--heuristic", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    maximum = float(result.stdout.strip().splitlines()[-1].rsplit("Max: ", 1)[1])
+    assert maximum <= 200  # the notebook's 200-step cap, not CartPole-v1's 500

@@ -1,17 +1,11 @@
-"""Environment construction, the vector rollout's masking, and the notebook's heuristic."""
+"""Environments and rollouts: construction and its errors, the vector rollout's masking against single-env
+replays, time limits, the notebook's heuristic."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from envs import (
-    CARTPOLE_OBSERVATION,
-    collect_episodes,
-    lean_policy,
-    make_env,
-    make_vector_env,
-    split_episodes,
-)
+from envs import CARTPOLE_OBSERVATION, collect_episodes, lean_policy, make_env, make_vector_env, split_episodes
 from training.logs import describe_returns
 
 
@@ -150,3 +144,16 @@ def test_async_vector_env_collects_the_same_episodes_as_sync():
     sync, asynchronous = batches
     for name in ("observations", "actions", "rewards", "terminated", "truncated", "valid"):
         assert (getattr(sync, name) == getattr(asynchronous, name)).all(), name
+
+
+def test_environments_that_need_a_missing_package_say_what_to_install():
+    try:
+        import Box2D  # noqa: F401
+
+        pytest.skip("Box2D is installed here, so LunarLander cannot show the missing-package message")
+    except ImportError:
+        pass
+    with pytest.raises(
+        ValueError, match=r'needs a package that is not installed: run pip install "gymnasium\[box2d\]"'
+    ):
+        make_vector_env("LunarLander-v3", 2)

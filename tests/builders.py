@@ -1,0 +1,52 @@
+"""Small agents, commands and checks that several test files use."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from gymnasium import spaces
+
+from agents import AgentConfig, ReinforceAgent
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--no-gif", "--eval-episodes", "10"]  # train.py flags that keep a run short
+CARTPOLE_OBS = spaces.Box(-np.inf, np.inf, (4,), np.float32)
+NOTEBOOK = AgentConfig(hidden_sizes=(16,), activation="elu")
+BOX_OBS = spaces.Box(-np.inf, np.inf, (3,), np.float32)
+
+
+def make_agent(n_actions=2, config=NOTEBOOK, seed=0):
+    """An agent for CartPole's observations and ``n_actions`` discrete actions."""
+    return ReinforceAgent(CARTPOLE_OBS, spaces.Discrete(n_actions), config, seed=seed)
+
+
+def gaussian_agent(action_space=None, **config):
+    """An agent with Box actions (by default 2 in [-2, 2]) on 3-dimensional observations."""
+    action_space = action_space or spaces.Box(-2.0, 2.0, (2,), np.float32)
+    return ReinforceAgent(BOX_OBS, action_space, AgentConfig(hidden_sizes=(16,), **config), seed=0)
+
+
+def one_line(error):
+    """The error's message, checked to be one short line."""
+    assert "\n" not in str(error) and len(str(error)) < 300
+    return str(error)
+
+
+def run_cli(*args, cwd, **kwargs):
+    """``python train.py ARGS`` in a subprocess."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True, **kwargs
+    )
+
+
+def only_run(logdir):
+    """The one run folder under ``logdir``."""
+    runs = list(Path(logdir).iterdir())
+    assert len(runs) == 1
+    return runs[0]
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file below ``folder`` with its bytes, to show that nothing was written."""
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

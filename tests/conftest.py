@@ -1,0 +1,27 @@
+"""Fixtures shared by test files."""
+
+import pytest
+import torch
+from builders import FAST
+
+import train
+
+
+@pytest.fixture(scope="session")
+def saved_run(tmp_path_factory):
+    """A finished short CartPole run, and files made from it for the bad-checkpoint cases."""
+    root = tmp_path_factory.mktemp("saved")
+    assert train.main(["--max-updates", "2", "--logdir", str(root / "runs"), *FAST]) == 0
+    run = next((root / "runs").iterdir())
+    checkpoint = (run / "checkpoint.pt").read_bytes()
+    (root / "truncated.pt").write_bytes(checkpoint[: len(checkpoint) // 3])
+    (root / "garbage.pt").write_bytes(b"\x00not a checkpoint at all")
+    (root / "notes.txt").write_text("hello")
+    (root / "empty_dir").mkdir()
+    (root / "blocker").write_text("a file where a folder should be")
+    (root / "old_run").mkdir()  # a run folder saved before the settings moved into the checkpoint
+    torch.save({"format": "reinforce-run/1", "agent": {}, "run": {}}, root / "old_run" / "checkpoint.pt")
+    acrobot = root / "acrobot"
+    assert train.main(["--env", "Acrobot-v1", "--max-updates", "1", "--logdir", str(acrobot), *FAST]) == 0
+    (root / "acrobot_model.pt").write_bytes((next(acrobot.iterdir()) / "model.pt").read_bytes())
+    return root, run, next(acrobot.iterdir())
