@@ -27,7 +27,7 @@ from agents.reinforce import (
     normalize_advantages,
     reinforce_loss,
 )
-from agents.spaces import check_spaces, encode_observations, input_size, space_from_dict, space_to_dict
+from agents.spaces import check_spaces, input_size, observation_encoder, space_from_dict, space_to_dict
 
 CHECKPOINT_FORMAT = "reinforce-agent/1"
 
@@ -60,6 +60,7 @@ class ReinforceAgent:
         self.action_space = action_space
         self.config = config = config or AgentConfig()
         self.obs_dim = input_size(observation_space)
+        self.encode = observation_encoder(observation_space)  # the one encoder, for acting and learning
         self._continuous = isinstance(action_space, spaces.Box)
         self._action_start = 0 if self._continuous else int(action_space.start)
         self.rng = np.random.default_rng(seed)
@@ -102,7 +103,7 @@ class ReinforceAgent:
         action space the first are clipped to its bounds and the second are the Gaussian's unclipped
         samples, whose log-probabilities the update needs; for Discrete actions they are the same."""
         single = np.shape(observations) == self.observation_space.shape
-        inputs = encode_observations(self.observation_space, observations)
+        inputs = self.encode(observations)
         policy_actions = self.numpy_policy().actions(inputs, deterministic, rng or self.rng)
         if self._continuous:
             policy_actions = policy_actions.reshape(-1, *self.action_space.shape)
@@ -121,8 +122,8 @@ class ReinforceAgent:
 
     # ----------------------------------------------------------------------------- learning
     def _inputs(self, observations: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Observations as the policy's flat float inputs."""
-        return torch.from_numpy(encode_observations(self.observation_space, observations))
+        """Observations as the policy's flat float inputs, for learning."""
+        return torch.from_numpy(self.encode(torch.as_tensor(observations).detach().cpu().numpy()))
 
     def _policy_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Actions as the policy's distribution scores them: indices from 0, or flat float vectors."""

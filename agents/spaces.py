@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 from gymnasium import spaces
 
 from agents.checkpoint import CheckpointError
@@ -33,18 +33,26 @@ def input_size(observation_space: spaces.Space) -> int:
     return int(np.prod(observation_space.shape))
 
 
-def encode_observations(observation_space: spaces.Space, observations: Any) -> np.ndarray:
-    """Observations (one or a batch) as the policy's ``(B, input_size)`` float inputs: Box ones
-    flattened, Discrete ones one-hot."""
+def observation_encoder(observation_space: spaces.Space) -> Callable[[Any], np.ndarray]:
+    """The function that turns observations of the space (one or a batch, numpy or torch) into the
+    policy's ``(B, input_size)`` float inputs: Box ones flattened, Discrete ones one-hot. It runs at
+    every environment step, so what can be is worked out once, here."""
     size = input_size(observation_space)
-    if isinstance(observations, torch.Tensor):
-        observations = observations.detach().cpu().numpy()
     if isinstance(observation_space, spaces.Discrete):
-        index = np.asarray(observations).astype(np.int64).reshape(-1) - int(observation_space.start)
-        if index.size and (index.min() < 0 or index.max() >= size):
-            raise ValueError(f"observations outside {observation_space}: give values of the observation space")
-        return np.eye(size, dtype=np.float32)[index]
-    return np.asarray(observations, dtype=np.float32).reshape(-1, size)
+        start, one_hot = int(observation_space.start), np.eye(size, dtype=np.float32)
+
+        def encode(observations: Any) -> np.ndarray:
+            index = np.asarray(observations).astype(np.int64).reshape(-1) - start
+            if index.size and (index.min() < 0 or index.max() >= size):
+                raise ValueError(f"observations outside {observation_space}: give values of the observation space")
+            return one_hot[index]
+
+    else:
+
+        def encode(observations: Any) -> np.ndarray:
+            return np.asarray(observations, dtype=np.float32).reshape(-1, size)
+
+    return encode
 
 
 def space_to_dict(space: spaces.Space) -> dict[str, Any]:

@@ -51,6 +51,11 @@ def make_vector_env(
     vector implementation where it has one (CartPole does), else ``SyncVectorEnv``.
 
     Every mode autoresets NEXT_STEP: the rollout masks the reset step (see ``envs.rollout``).
+
+    :param env_id: a Gymnasium id whose spaces the agent supports.
+    :param num_envs: sub-environments stepped together.
+    :param max_episode_steps: the time limit (None: the environment's own).
+    :param vectorization: one of ``VECTORIZATIONS``.
     """
     spec = check_env_id(env_id)
     if vectorization not in VECTORIZATIONS:

@@ -51,8 +51,14 @@ class Episode:
 
 
 def play_episode(agent: ReinforceAgent, env: gym.Env, seed: int | None = None, deterministic: bool = True) -> Episode:
-    """One episode of a single environment with ``agent`` acting (greedily by default); when ``env``
-    renders ``rgb_array``, every ``FRAME_STRIDE``-th frame is kept, shrunk by the same factor."""
+    """One episode of a single environment with ``agent`` acting; when ``env`` renders ``rgb_array``,
+    every ``FRAME_STRIDE``-th frame is kept, shrunk by the same factor.
+
+    :param agent: the agent that acts.
+    :param env: one environment (not a vector one); its random stream continues unless ``seed`` is given.
+    :param seed: reseeds the environment for this episode.
+    :param deterministic: the most likely actions (default) instead of samples.
+    """
     keep_frames = env.render_mode == "rgb_array"
     episode = Episode()
     observation, _ = env.reset(seed=seed)

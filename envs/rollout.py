@@ -20,6 +20,8 @@ from agents.batch import episode_ids
 
 @dataclass
 class Rollout:
+    """What ``collect_episodes`` played."""
+
     batch: EpisodeBatch
     episode_returns: np.ndarray  # undiscounted, one per episode
     episode_lengths: np.ndarray
@@ -45,8 +47,14 @@ def collect_episodes(
 
     Every environment plays its whole quota whatever the episodes' lengths, so the batch is an
     unbiased sample of the current policy (stopping at the first N finished episodes would favour
-    short ones). Environments that are done idle, masked, until the last one finishes. ``seed`` reseeds
-    the environments (give a new one per call); without it, their random streams continue.
+    short ones). Environments that are done idle, masked, until the last one finishes.
+
+    :param env: a vector environment that autoresets NEXT_STEP (``make_vector_env`` makes them).
+    :param act: observations -> ``(actions for the environment, actions to record)``.
+    :param episodes_per_env: episodes for each sub-environment (``split_episodes`` spreads a total).
+    :param seed: reseeds the environments (give a new one per call); without it, their random streams
+        continue.
+    :return: the episodes as an ``EpisodeBatch``, with each episode's undiscounted return and length.
     """
     if env.metadata.get("autoreset_mode") != AutoresetMode.NEXT_STEP:
         raise ValueError("collect_episodes needs a vector environment that autoresets NEXT_STEP")
@@ -101,6 +109,13 @@ def evaluate(
 
     Give the evaluation its own ``env`` and ``rng`` so that training runs identically whether or
     not, and however often, it is evaluated.
+
+    :param agent: the agent that acts.
+    :param env: a NEXT_STEP vector environment for evaluation only.
+    :param n_episodes: complete episodes to play, spread over the sub-environments.
+    :param deterministic: the most likely actions instead of samples.
+    :param rng: the generator to sample with (default: the agent's own).
+    :param seed: reseeds the environments.
     """
     quotas = split_episodes(n_episodes, env.num_envs)
     rollout = collect_episodes(env, lambda obs: agent.sample(obs, deterministic, rng), quotas, seed)

@@ -16,7 +16,6 @@ from agents import (
     ReinforceAgent,
 )
 from agents.reinforce import LOG_STD_RANGE
-from agents.spaces import encode_observations
 
 
 def test_two_actions_use_the_notebooks_head_and_size():
@@ -231,9 +230,7 @@ def test_discrete_observations_are_one_hot():
     agent = ReinforceAgent(spaces.Discrete(5, start=1), spaces.Discrete(2), AgentConfig(hidden_sizes=(8,)), seed=0)
     encoded = agent._inputs(torch.tensor([1, 3, 5]))  # the one encoder, for learning and for acting
     torch.testing.assert_close(encoded, torch.eye(5)[[0, 2, 4]])
-    np.testing.assert_array_equal(
-        encode_observations(agent.observation_space, np.array([1, 3, 5])), np.eye(5)[[0, 2, 4]]
-    )
+    np.testing.assert_array_equal(agent.encode(np.array([1, 3, 5])), np.eye(5)[[0, 2, 4]])
     assert np.ndim(agent.act(3)) == 0 and agent.act(np.array([1, 2, 5])).shape == (3,)
     batch = EpisodeBatch.from_episodes([(np.array([1, 2, 3]), [0, 1, 1], [1.0, 0.0, 2.0])])
     assert agent.update(batch)["skipped_steps"] == 0
