@@ -23,6 +23,7 @@ from agents.reinforce import (
     Policy,
     discounted_returns,
     group_moments,
+    initialize_orthogonally,
     mlp,
     normalize_advantages,
     reinforce_loss,
@@ -77,6 +78,10 @@ class ReinforceAgent:
             )
             # the baseline V(s) reads the policy's normalised inputs
             self.value = mlp(self.obs_dim, 1, config.hidden_sizes, config.activation) if config.baseline else None
+            if config.init == "orthogonal":  # a near-uniform first policy
+                initialize_orthogonally(self.policy.net, 0.01)
+                if self.value is not None:
+                    initialize_orthogonally(self.value, 1.0)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate)
         if self.value is not None:
             self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=config.value_learning_rate)
@@ -166,8 +171,12 @@ class ReinforceAgent:
     def _advantages(self, batch: EpisodeBatch, combine: Combiner) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns, returns minus the baseline's values (the returns without a baseline), and the
         normalised advantages, all as ``(T, N)`` grids."""
-        valid, normalize = batch.valid, self.config.normalize
-        returns = discounted_returns(batch.rewards, self.config.gamma, batch.ends)
+        valid, normalize, gamma = batch.valid, self.config.normalize, self.config.gamma
+        tails = None
+        if self.config.bootstrap == "mean":  # an endless future at the batch's mean reward per step
+            per_step = combine.moments(Moments.of(batch.rewards[valid])).mean
+            tails = torch.where(batch.truncated, (per_step / (1 - gamma)).float(), 0.0)
+        returns = discounted_returns(batch.rewards, gamma, batch.ends, tails)
         advantages = returns
         if self.value is not None:
             with torch.no_grad():

@@ -7,6 +7,10 @@ from typing import Any, Literal
 
 Normalization = Literal["batch", "episode", "none"]
 NORMALIZATIONS: tuple[str, ...] = ("batch", "episode", "none")
+Bootstrap = Literal["none", "mean"]
+BOOTSTRAPS: tuple[str, ...] = ("none", "mean")
+Initialization = Literal["default", "orthogonal"]
+INITIALIZATIONS: tuple[str, ...] = ("default", "orthogonal")
 ACTIVATION_NAMES: tuple[str, ...] = ("elu", "relu", "tanh", "gelu", "silu")  # gelu: its tanh form
 
 
@@ -22,8 +26,14 @@ class AgentConfig:
 
     :param hidden_sizes: units of each hidden layer of the policy (and of the baseline).
     :param activation: hidden activation, one of ``ACTIVATION_NAMES``.
+    :param init: initial weights: PyTorch's default, or orthogonal with zero biases and the policy's output
+        layer scaled by 0.01, so that the first policy is close to uniform (Andrychowicz et al. 2021).
     :param learning_rate: Adam learning rate of the policy.
     :param gamma: discount factor of the returns.
+    :param bootstrap: what follows the last step of an episode cut by a time limit: nothing (``"none"``:
+        the Monte-Carlo return of the episode as if it were complete), or the batch's mean reward per step
+        discounted over an endless future (``"mean"``: ``mean / (1 - gamma)``), so that the returns of a
+        truncated episode do not fall with the time left (Pardo et al. 2018, "Time Limits in RL").
     :param normalize: advantage normalisation: over the whole batch, per episode, or none.
     :param normalize_observations: scale the policy's inputs by running statistics (see ``ObservationNormalizer``).
     :param passes: gradient passes over each batch (1: the textbook update).
@@ -36,8 +46,14 @@ class AgentConfig:
 
     hidden_sizes: tuple[int, ...] = setting((64,), "units of each hidden layer")
     activation: str = setting("tanh", "hidden activation", choices=ACTIVATION_NAMES)
+    init: Initialization = setting(
+        "default", "initial weights: PyTorch's default, or orthogonal (policy output x 0.01)"
+    )
     learning_rate: float = setting(0.03, "Adam learning rate")
     gamma: float = setting(0.99, "discount factor of the returns")
+    bootstrap: Bootstrap = setting(
+        "none", "what follows a time limit in the returns: none (Monte-Carlo) or the batch's mean reward / (1 - gamma)"
+    )
     normalize: Normalization = setting("batch", "advantage normalisation: over the batch, per episode, or none")
     normalize_observations: bool = setting(
         True, "scale the policy's inputs by running statistics, updated after each update"
@@ -59,6 +75,12 @@ class AgentConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.init not in INITIALIZATIONS:
+            raise ValueError(f"unknown init {self.init!r}: choose one of {', '.join(INITIALIZATIONS)}")
+        if self.bootstrap not in BOOTSTRAPS:
+            raise ValueError(f"unknown bootstrap {self.bootstrap!r}: choose one of {', '.join(BOOTSTRAPS)}")
+        if self.bootstrap == "mean" and self.gamma >= 1:
+            raise ValueError("bootstrap mean needs gamma < 1 (an endless future of rewards has no finite sum)")
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"unknown normalize {self.normalize!r}: choose one of {', '.join(NORMALIZATIONS)}")
         if self.passes < 1:

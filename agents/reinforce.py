@@ -122,6 +122,15 @@ def mlp(in_features: int, out_features: int, hidden_sizes: Sequence[int], activa
     return nn.Sequential(*layers, nn.Linear(in_features, out_features))
 
 
+def initialize_orthogonally(network: nn.Sequential, output_gain: float) -> None:
+    """Orthogonal weights (gain sqrt(2) in the hidden layers, ``output_gain`` in the last) and zero biases,
+    as Andrychowicz et al. 2021 ("What matters in on-policy RL") recommend."""
+    linears = [m for m in network if isinstance(m, nn.Linear)]
+    for layer in linears:
+        nn.init.orthogonal_(layer.weight, output_gain if layer is linears[-1] else np.sqrt(2))
+        nn.init.zeros_(layer.bias)
+
+
 class Policy(nn.Module):
     """An MLP from flat observations to a distribution over actions.
 
@@ -182,19 +191,27 @@ class Policy(nn.Module):
         self.normalizer.update(batch, [self.net[0], *preserve])
 
 
-def discounted_returns(rewards: torch.Tensor, gamma: float, ends: torch.Tensor | None = None) -> torch.Tensor:
+def discounted_returns(
+    rewards: torch.Tensor, gamma: float, ends: torch.Tensor | None = None, tails: torch.Tensor | None = None
+) -> torch.Tensor:
     """Reward-to-go ``G_t = r_t + gamma * G_{t+1}``, restarted after every step flagged in ``ends``.
 
     ``rewards`` is ``(T,)`` for one episode or ``(T, N)`` for N time-major streams; ``ends`` (same
-    shape, bool) marks the last step of each episode, terminated or truncated alike: a Monte-Carlo
-    return treats a truncated episode as complete. Without ``ends`` each column is one episode.
+    shape, bool) marks the last step of each episode, terminated or truncated alike. Without ``tails``
+    what follows an end is worth nothing: a Monte-Carlo return treats a truncated episode as complete.
+    ``tails`` (same shape) gives the value of what follows each end instead (a bootstrap for a
+    truncated episode, 0 for a terminated one). Without ``ends`` each column is one episode.
     """
     r = rewards.detach().cpu().numpy().astype(np.float64)
     done = np.zeros_like(r, dtype=bool) if ends is None else ends.detach().cpu().numpy()
+    tail = None if tails is None else tails.detach().cpu().numpy().astype(np.float64)
     returns = np.empty_like(r)
     running = np.zeros_like(r[0]) if r.ndim > 1 else 0.0
     for t in range(len(r) - 1, -1, -1):
-        running = r[t] + gamma * running * ~done[t]
+        if tail is None:
+            running = r[t] + gamma * running * ~done[t]
+        else:
+            running = r[t] + gamma * np.where(done[t], tail[t], running)
         returns[t] = running
     return torch.as_tensor(returns, dtype=rewards.dtype if rewards.is_floating_point() else torch.float32)
 

@@ -1,16 +1,22 @@
-"""How fast do the defaults solve CartPole-v1? The protocol of issue 8, the same as the peers' figures:
+"""How fast do the defaults solve an environment (CartPole-v1 unless `-- --env X`)? The protocol of issue 8,
+the same as the peers' figures:
 
-- solved = the first check at which 100 evaluation episodes on fresh seeds average >= 475; a check at the
-  first update boundary at or after every 5,000 training env steps; budget 500,000 env steps;
+- solved = the first check at which 100 evaluation episodes on fresh seeds average at least the target (the
+  environment's reward_threshold, 475 for CartPole-v1, or `-- --target-return R`); a check at the first
+  update boundary at or after every `--check-every` training env steps (5,000); budget 500,000 env steps;
 - greedy criterion: the evaluation acts greedily; sampled criterion (stricter): it samples from the policy;
 - training wall-clock excludes evaluation and set-up.
 
 A run goes on after the greedy solve until the sampled one (or the budget). Evaluation has its own
-environments and random generator, so a run trains identically however often it is evaluated.
+environments and random generator, so a run trains identically however often it is evaluated. The report
+gives, per criterion, the seeds solved, the median and the slowest seed (an unsolved seed counts as
+infinitely slow). With `--out`, each seed's result is written as soon as it is known, and a run of the same
+command with the same `--out` skips the seeds already there (a long benchmark can be resumed).
 
     python bench/solve.py                          # seeds 1-20, both criteria, then a default `python train.py`
     python bench/solve.py --seeds 1-5 --out solve.json --plot curves.png
     python bench/solve.py --seeds 1-3 -- --learning-rate 0.01   # after --, train.py settings to try
+    python bench/solve.py --check-every 10000 --no-process --out acrobot.json -- --env Acrobot-v1
 """
 
 from __future__ import annotations
@@ -71,22 +77,30 @@ def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, s
             break
     trainer.close()
     evaluator.close()
-    return {"seed": seed, "solved": solved, "curve": curve}
+    return {"seed": seed, "env": config.env, "target": target, "solved": solved, "curve": curve}
 
 
-def median(values: list[float]) -> float:
-    """Median counting an unsolved seed as infinitely slow."""
-    return float(np.median(values)) if values else float("inf")
+def median(values: list[float]) -> float | None:
+    """Median counting an unsolved seed as infinitely slow; None (JSON null) where that is infinite."""
+    value = float(np.median(values)) if values else float("inf")
+    return value if np.isfinite(value) else None
+
+
+def shown(value: float | None, digits: int = 0) -> str:
+    return "never" if value is None else f"{value:.{digits}f}"
 
 
 def summarise(runs: list[dict], criterion: str) -> dict:
     results = [run["solved"][criterion] for run in runs]
     slow = [r or {"env_steps": float("inf"), "train_seconds": float("inf")} for r in results]
+    slowest = max(range(len(runs)), key=lambda i: slow[i]["env_steps"])
     return {
         "solved": sum(r is not None for r in results),
         "seeds": len(results),
         "median_env_steps": median([r["env_steps"] for r in slow]),
         "median_train_seconds": median([r["train_seconds"] for r in slow]),
+        "slowest_seed": runs[slowest]["seed"],
+        "slowest_env_steps": slow[slowest]["env_steps"] if results[slowest] else None,
     }
 
 
@@ -108,8 +122,9 @@ def print_table(runs: list[dict], criteria: tuple[str, ...]) -> None:
     for criterion in criteria:
         s = summarise(runs, criterion)
         print(
-            f"{criterion}: solved {s['solved']}/{s['seeds']}, median env steps {s['median_env_steps']:.0f}, "
-            f"median train seconds {s['median_train_seconds']:.3f}"
+            f"{criterion}: solved {s['solved']}/{s['seeds']}, median env steps {shown(s['median_env_steps'])}, "
+            f"median train seconds {shown(s['median_train_seconds'], 3)}, slowest: seed {s['slowest_seed']}, "
+            f"{shown(s['slowest_env_steps'])} env steps"
         )
 
 
@@ -127,7 +142,7 @@ def time_train_py() -> dict:
     return {"wall_seconds": wall, "peak_rss_mb": peak_mb, "last_lines": result.stdout.strip().splitlines()[:2]}
 
 
-def plot(runs: list[dict], criteria: tuple[str, ...], path: str) -> None:
+def plot(runs: list[dict], criteria: tuple[str, ...], check_every: int, path: str) -> None:
     try:
         import matplotlib
 
@@ -140,16 +155,20 @@ def plot(runs: list[dict], criteria: tuple[str, ...], path: str) -> None:
         for run in runs:
             steps = [p["env_steps"] for p in run["curve"]]
             axis.plot(steps, [p[criterion] for p in run["curve"]], alpha=0.35, lw=1)
-        grid = sorted({p["env_steps"] // 5000 * 5000 for run in runs for p in run["curve"]})
+        grid = sorted({p["env_steps"] // check_every * check_every for run in runs for p in run["curve"]})
         # the mean over the seeds still running at each check (a solved seed stops being evaluated)
         means = [
-            np.mean([p[criterion] for run in runs for p in run["curve"] if p["env_steps"] // 5000 * 5000 == g])
+            np.mean(
+                [p[criterion] for r in runs for p in r["curve"] if p["env_steps"] // check_every * check_every == g]
+            )
             for g in grid
         ]
         axis.plot(grid, means, color="black", lw=2, label="mean of the seeds still running")
-        axis.axhline(475, color="red", ls="--", lw=1, label="solved (475)")
+        env, target = runs[0]["env"], runs[0]["target"]
+        if target is not None:
+            axis.axhline(target, color="red", ls="--", lw=1, label=f"solved ({target:g})")
         axis.set_xscale("log")
-        axis.set(title=f"CartPole-v1, {criterion} evaluation", xlabel="env steps", ylabel="100-episode mean return")
+        axis.set(title=f"{env}, {criterion} evaluation", xlabel="env steps", ylabel="100-episode mean return")
         axis.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -168,16 +187,26 @@ def main() -> None:
     args = parser.parse_args(argv)
     criteria = CRITERIA if args.criterion == "both" else (args.criterion,)
 
+    protocol = {
+        "settings": settings,
+        "criteria": list(criteria),
+        "budget": args.budget,
+        "check_every": args.check_every,
+    }
+    done = {}
+    if args.out and Path(args.out).is_file():  # resume a benchmark that was stopped
+        earlier = json.loads(Path(args.out).read_text())
+        if earlier.get("protocol") != protocol:
+            raise SystemExit(f"{args.out} holds results of another protocol: give another --out")
+        done = {run["seed"]: run for run in earlier["runs"]}
     runs = []
     for seed in parse_seeds(args.seeds):
-        runs.append(solve(seed, criteria, args.budget, args.check_every, settings))
+        runs.append(done.get(seed) or solve(seed, criteria, args.budget, args.check_every, settings))
         print(f"seed {seed} done", file=sys.stderr, flush=True)
+        report = {"protocol": protocol, "criteria": {c: summarise(runs, c) for c in criteria}, "runs": runs}
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=2))
     print_table(runs, criteria)
-    report = {
-        "settings": settings,
-        "criteria": {c: summarise(runs, c) for c in criteria},
-        "runs": runs,
-    }
     if not args.no_process:
         report["train_py"] = time_train_py()
         print(
@@ -187,7 +216,7 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
     if args.plot:
-        plot(runs, criteria, args.plot)
+        plot(runs, criteria, args.check_every, args.plot)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,8 @@ def test_update_changes_weights_and_reports_statistics():
         ({"hidden_sizes": (0,)}, "hidden_sizes"),
         ({"activation": "swish"}, "activation"),
         ({"normalize": "global"}, "normalize"),
+        ({"bootstrap": "value"}, "unknown bootstrap"),
+        ({"bootstrap": "mean", "gamma": 1.0}, "bootstrap mean needs gamma < 1"),
     ],
 )
 def test_impossible_hyperparameters_are_refused(kwargs, message):

@@ -265,3 +265,40 @@ def test_one_loss_with_named_terms_serves_agent_loss_and_the_update():
     assert stats["policy_loss"] == pytest.approx(terms["policy_loss"].item(), rel=1e-6)
     assert stats["value_loss"] == pytest.approx(terms["value_loss"].item(), rel=1e-6)
     assert stats["entropy"] == pytest.approx(terms["entropy"].item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.9, 0.99])
+def test_bootstrapped_returns_add_the_discounted_tail_after_the_last_step(gamma):
+    rewards, ends, valid = random_grid(np.random.default_rng(6))
+    tails = np.where(ends, np.random.default_rng(7).normal(size=ends.shape) * 10, 0.0).astype(np.float32)
+    got = discounted_returns(torch.from_numpy(rewards), gamma, torch.from_numpy(ends), torch.from_numpy(tails))
+    for n, start, stop in episodes_of(rewards, ends, valid):
+        episode = rewards[start : stop + 1, n].tolist()
+        expected = [
+            g + gamma ** (len(episode) - t) * tails[stop, n] for t, g in enumerate(slow_returns(episode, gamma))
+        ]
+        np.testing.assert_allclose(got.numpy()[start : stop + 1, n], expected, rtol=1e-5, atol=1e-4)
+
+
+def truncated_constant_batch():
+    """Every episode cut by the time limit with the same reward at every step: nothing in it says which
+    actions were better, yet Monte-Carlo returns fall with the time left."""
+    rng = np.random.default_rng(8)
+    episodes = [(rng.normal(size=(30, 4)), rng.integers(0, 2, 30), np.ones(30)) for _ in range(4)]
+    return EpisodeBatch.from_episodes(episodes, truncated=[True] * 4)
+
+
+def test_a_truncated_constant_batch_moves_the_plain_policy_but_not_the_bootstrapped_one():
+    moved = {}
+    for bootstrap in ("none", "mean"):
+        config = AgentConfig(bootstrap=bootstrap, normalize_observations=False)
+        agent = ReinforceAgent(spaces.Box(-5, 5, (4,)), spaces.Discrete(2), config, seed=0)
+        before = [p.detach().clone() for p in agent.policy.parameters()]
+        advantages = agent.advantages(truncated_constant_batch())
+        agent.update(truncated_constant_batch())
+        moved[bootstrap] = max((p - b).abs().max().item() for p, b in zip(agent.policy.parameters(), before))
+        if bootstrap == "mean":  # every return is 1 / (1 - gamma): no advantage anywhere
+            assert advantages.abs().max() < 1e-6
+        else:  # the time-only signal: early steps look better than late ones, whatever the state
+            assert advantages[0].min() > 1 and advantages[29].max() < -1
+    assert moved["none"] > 1e-3 and moved["mean"] < 1e-6

@@ -98,6 +98,7 @@ def test_preset_seed_is_the_notebooks_setting_and_flags_override_it():
     )
     assert not config.stop_when_solved and not config.normalize_observations
     agent = config
+    assert agent.bootstrap == "none"  # the notebook's Monte-Carlo returns, whatever the default
     assert (agent.gamma, agent.normalize, agent.learning_rate, agent.hidden_sizes, agent.activation) == (
         0.95,
         "episode",
