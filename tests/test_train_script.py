@@ -15,7 +15,8 @@ import train
 from agents import (
     ReinforceAgent,
 )
-from training import Evaluator, Trainer, make_config, parse_args
+from training import PRESETS, Evaluator, Trainer, make_config, parse_args
+from training.settings import AGENT_SETTINGS
 
 PER_UPDATE_TAGS = {
     "charts/episodic_return",
@@ -99,6 +100,7 @@ def test_preset_seed_is_the_notebooks_setting_and_flags_override_it():
     assert not config.stop_when_solved and not config.normalize_observations
     agent = config
     assert agent.bootstrap == "none"  # the notebook's Monte-Carlo returns, whatever the default
+    assert set(AGENT_SETTINGS) <= set(PRESETS["seed"])  # every agent setting named: defaults may change
     assert (agent.gamma, agent.normalize, agent.learning_rate, agent.hidden_sizes, agent.activation) == (
         0.95,
         "episode",
