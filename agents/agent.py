@@ -166,11 +166,14 @@ class ReinforceAgent:
         """The advantage of every step of ``batch`` as a ``(T, N)`` grid: its discounted return, minus
         the baseline's value of its state if there is one, normalised as configured (zero at invalid
         steps)."""
-        return self._advantages(batch, LOCAL)[2]
+        return self._advantages(batch, self._inputs(batch.observations[batch.valid]), LOCAL)[2]
 
-    def _advantages(self, batch: EpisodeBatch, combine: Combiner) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _advantages(
+        self, batch: EpisodeBatch, inputs: torch.Tensor, combine: Combiner
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns, returns minus the baseline's values (the returns without a baseline), and the
-        normalised advantages, all as ``(T, N)`` grids."""
+        normalised advantages, all as ``(T, N)`` grids; ``inputs`` are the valid steps' encoded
+        observations."""
         valid, normalize, gamma = batch.valid, self.config.normalize, self.config.gamma
         tails = None
         if self.config.bootstrap == "mean":  # an endless future at the batch's mean reward per step
@@ -181,7 +184,7 @@ class ReinforceAgent:
         if self.value is not None:
             with torch.no_grad():
                 advantages = returns.clone()
-                advantages[valid] -= self.values(batch.observations[valid])
+                advantages[valid] -= self._values(inputs)
         ids = episode_ids(batch.ends) if normalize == "episode" else None
         # batch moments computed as normalize_advantages computes its own (bitwise), then combined
         moments = combine.moments(group_moments(advantages[valid])) if normalize == "batch" else None
@@ -208,8 +211,8 @@ class ReinforceAgent:
         if distributed:
             self.config.check_distributed()
         valid = batch.valid
-        returns, advantages, normalized = (x[valid] for x in self._advantages(batch, combine))
         inputs = self._inputs(batch.observations[valid])
+        returns, advantages, normalized = (x[valid] for x in self._advantages(batch, inputs, combine))
         actions = self._policy_actions(batch.actions[valid])
         extra = {}
         if self.value is not None:  # how much of the returns' variance the baseline explains

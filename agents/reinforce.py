@@ -204,14 +204,11 @@ def discounted_returns(
     """
     r = rewards.detach().cpu().numpy().astype(np.float64)
     done = np.zeros_like(r, dtype=bool) if ends is None else ends.detach().cpu().numpy()
-    tail = None if tails is None else tails.detach().cpu().numpy().astype(np.float64)
+    tail = np.zeros_like(r) if tails is None else tails.detach().cpu().numpy().astype(np.float64)
     returns = np.empty_like(r)
-    running = np.zeros_like(r[0]) if r.ndim > 1 else 0.0
+    running = np.zeros_like(r[0])
     for t in range(len(r) - 1, -1, -1):
-        if tail is None:
-            running = r[t] + gamma * running * ~done[t]
-        else:
-            running = r[t] + gamma * np.where(done[t], tail[t], running)
+        running = r[t] + gamma * np.where(done[t], tail[t], running)
         returns[t] = running
     return torch.as_tensor(returns, dtype=rewards.dtype if rewards.is_floating_point() else torch.float32)
 
