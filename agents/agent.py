@@ -193,11 +193,12 @@ class ReinforceAgent:
     def update(self, batch: EpisodeBatch, distributed: bool = False) -> dict[str, float]:
         """Learn from a batch of complete episodes.
 
-        By default one gradient step on the whole batch, the textbook update; with ``passes`` > 1 or a
-        ``minibatch_size``, several steps over shuffled minibatches of the same data (advantages
-        normalised once, over the whole batch). With ``normalize_observations``, the batch's observations
-        update the input statistics after the gradient steps, which use the statistics the actions were
-        sampled with. A gradient step whose loss or gradient is not finite is skipped: no weight moves.
+        One gradient step on the whole batch per pass (``passes``: 2 by default, 1 is the textbook
+        update), or with a ``minibatch_size`` several steps per pass over shuffled minibatches; the
+        advantages are computed and normalised once, over the whole batch. With ``normalize_observations``,
+        the batch's observations update the input statistics after the gradient steps, which use the
+        statistics the actions were sampled with. A gradient step whose loss or gradient is not finite is
+        skipped: no weight moves.
 
         :param batch: complete episodes played by the current policy.
         :param distributed: combine the update with every process of the ``torch.distributed`` process

@@ -144,7 +144,10 @@ def test_loss_gradient_equals_notebook_per_step_method(n_actions, normalize):
     """One backward() on the batch loss gives the notebook's average of per-step gradients."""
     rng = np.random.default_rng(3)
     agent = ReinforceAgent(
-        spaces.Box(-5, 5, (4,)), spaces.Discrete(n_actions), AgentConfig(hidden_sizes=(16,), normalize=normalize), 0
+        spaces.Box(-5, 5, (4,)),
+        spaces.Discrete(n_actions),
+        AgentConfig(hidden_sizes=(16,), normalize=normalize, entropy_coef=0.0),
+        0,
     )
     episodes = []
     for length in (7, 1, 12, 4):
@@ -184,7 +187,7 @@ def test_a_non_finite_batch_never_reaches_the_weights(poison):
         obs[4, 1] = np.inf
     before = {k: v.clone() for k, v in agent.policy.state_dict().items()}
     stats = agent.update(EpisodeBatch.from_episodes([(obs, [0, 1, 1, 0, 1, 0], rewards)]))
-    assert stats["skipped_steps"] == 1
+    assert stats["skipped_steps"] == agent.config.passes == 2  # every pass's step (the default: 2 passes)
     after = agent.policy.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and input statistics alike
     assert not agent.optimizer.state  # Adam's moments were not touched either
@@ -234,7 +237,8 @@ def test_entropy_bonus_and_gradient_clipping():
     batch = EpisodeBatch.from_episodes(
         [(rng.normal(size=(6, 3)), rng.normal(size=(6, 2)) * 5, rng.normal(size=6) * 100)]
     )
-    plain, bonus = gaussian_agent(normalize="none"), gaussian_agent(normalize="none", entropy_coef=0.5)
+    plain = gaussian_agent(normalize="none", entropy_coef=0.0, passes=1)
+    bonus = gaussian_agent(normalize="none", entropy_coef=0.5, passes=1)
     plain_stats, bonus_stats = plain.update(batch), bonus.update(batch)
     assert bonus_stats["policy_loss"] == pytest.approx(plain_stats["policy_loss"] - 0.5 * plain_stats["entropy"])
     clipped = gaussian_agent(normalize="none", max_grad_norm=0.1, learning_rate=1.0)
@@ -246,7 +250,7 @@ def test_entropy_bonus_and_gradient_clipping():
 
 
 def test_one_loss_with_named_terms_serves_agent_loss_and_the_update():
-    agent = gaussian_agent(entropy_coef=0.1, baseline=True, normalize_observations=False)
+    agent = gaussian_agent(entropy_coef=0.1, baseline=True, normalize_observations=False, passes=1)
     rng = np.random.default_rng(5)
     batch = EpisodeBatch.from_episodes(
         [(rng.normal(size=(n, 3)), rng.normal(size=(n, 2)), rng.normal(size=n)) for n in (4, 7)]
@@ -291,7 +295,7 @@ def truncated_constant_batch():
 def test_a_truncated_constant_batch_moves_the_plain_policy_but_not_the_bootstrapped_one():
     moved = {}
     for bootstrap in ("none", "mean"):
-        config = AgentConfig(bootstrap=bootstrap, normalize_observations=False)
+        config = AgentConfig(bootstrap=bootstrap, normalize_observations=False, entropy_coef=0.0, passes=1)
         agent = ReinforceAgent(spaces.Box(-5, 5, (4,)), spaces.Discrete(2), config, seed=0)
         before = [p.detach().clone() for p in agent.policy.parameters()]
         advantages = agent.advantages(truncated_constant_batch())
@@ -302,3 +306,17 @@ def test_a_truncated_constant_batch_moves_the_plain_policy_but_not_the_bootstrap
         else:  # the time-only signal: early steps look better than late ones, whatever the state
             assert advantages[0].min() > 1 and advantages[29].max() < -1
     assert moved["none"] > 1e-3 and moved["mean"] < 1e-6
+
+
+def test_with_the_defaults_a_truncated_constant_batch_only_raises_the_entropy():
+    """No advantage anywhere, so the only force on the policy is the entropy bonus: the update keeps
+    exploring instead of drifting toward a deterministic policy that no reward asked for."""
+    config = AgentConfig(init="default")  # the defaults' orthogonal start is already near uniform
+    agent = ReinforceAgent(spaces.Box(-5, 5, (4,)), spaces.Discrete(2), config, seed=0)
+    observations = torch.as_tensor(truncated_constant_batch().observations)
+    entropy_before = agent.policy(agent._inputs(observations)).entropy()
+    stats = agent.update(truncated_constant_batch())
+    entropy_after = agent.policy(agent._inputs(observations)).entropy()
+    assert agent.advantages(truncated_constant_batch()).abs().max() < 1e-6
+    assert stats["policy_loss"] == pytest.approx(-agent.config.entropy_coef * stats["entropy"], rel=1e-5)
+    assert entropy_after.mean() > entropy_before.mean() + 1e-4

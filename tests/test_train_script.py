@@ -112,6 +112,15 @@ def test_preset_seed_is_the_notebooks_setting_and_flags_override_it():
     assert config.gamma == 0.9 and config.hidden_sizes == (8, 8) and config.max_episode_steps == 200
 
 
+def test_preset_textbook_switches_every_robustness_default_off():
+    textbook, defaults = preset_config(["--preset", "textbook"]), preset_config([])
+    assert set(AGENT_SETTINGS) <= set(PRESETS["textbook"])  # every agent setting named: defaults may change
+    changed = {name for name in AGENT_SETTINGS if getattr(textbook, name) != getattr(defaults, name)}
+    assert changed == {"init", "learning_rate", "bootstrap", "passes", "entropy_coef"}
+    assert (textbook.init, textbook.bootstrap, textbook.passes, textbook.entropy_coef) == ("default", "none", 1, 0)
+    assert textbook.env == defaults.env and textbook.total_env_steps == defaults.total_env_steps
+
+
 def test_help_lists_every_setting_with_its_default(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
@@ -135,6 +144,21 @@ def test_same_seed_gives_the_same_curves(tmp_path):
     first, second = scalars(only_run(tmp_path / "a")), scalars(only_run(tmp_path / "b"))
     assert "eval/return_mean" in first and len(first["charts/episodic_return"]) > 3
     assert first == second
+
+
+def test_acrobot_leaves_the_minus_500_floor_where_the_textbook_algorithm_stays():
+    """Acrobot seed 8, a dead start of the textbook algorithm: every episode truncated at -500 from the first
+    batch on. With the defaults the same seed learns within 20,000 env steps."""
+
+    def returns_per_update(preset):
+        trainer = Trainer(make_config({"env": "Acrobot-v1", "seed": 8, "total_env_steps": 20_000}, preset))
+        means = []
+        while trainer.within_budget():
+            means.append(trainer.step().episode_returns.mean())
+        return means
+
+    assert returns_per_update("textbook") == [-500.0] * 5
+    assert returns_per_update(None)[-1] > -300
 
 
 def test_evaluating_never_changes_training():

@@ -95,31 +95,47 @@ def ordered_fields() -> list[Field]:
     return sorted(fields(Config), key=lambda f: f.name in AGENT_SETTINGS)
 
 
-# The seed notebook: 5 episodes of at most 200 steps per update, 100 updates, gamma 0.95, per-episode
-# normalisation, Adam 0.01, one layer of 16 ELU units, no early stop. Every agent setting is named, so
-# that the preset keeps reproducing the notebook whatever the defaults become.
+# REINFORCE as in the textbook: Monte-Carlo returns (a time limit ends an episode like a terminal state),
+# one gradient step per batch, no entropy bonus, PyTorch's default initial weights; the defaults before
+# the robustness work (README, "Robustness").
+TEXTBOOK: dict[str, Any] = dict(
+    hidden_sizes=(64,),
+    activation="tanh",
+    init="default",
+    learning_rate=0.03,
+    gamma=0.99,
+    bootstrap="none",
+    normalize="batch",
+    normalize_observations=True,
+    passes=1,
+    minibatch_size=None,
+    baseline=False,
+    value_learning_rate=0.01,
+    entropy_coef=0.0,
+    max_grad_norm=None,
+)
+
+# The seed notebook: the textbook algorithm with 5 episodes of at most 200 steps per update, 100 updates,
+# gamma 0.95, per-episode normalisation, Adam 0.01, one layer of 16 ELU units, raw observations, no early
+# stop. Every agent setting is named, so that the presets keep their meaning whatever the defaults become.
 PRESETS: dict[str, dict[str, Any]] = {
-    "seed": dict(
-        num_envs=5,
-        episodes_per_update=5,
-        max_episode_steps=200,
-        max_updates=100,
-        stop_when_solved=False,
-        hidden_sizes=(16,),
-        activation="elu",
-        init="default",
-        learning_rate=0.01,
-        gamma=0.95,
-        bootstrap="none",
-        normalize="episode",
-        normalize_observations=False,
-        passes=1,
-        minibatch_size=None,
-        baseline=False,
-        value_learning_rate=0.01,
-        entropy_coef=0.0,
-        max_grad_norm=None,
-    ),
+    "textbook": TEXTBOOK,
+    "seed": {
+        **TEXTBOOK,
+        **dict(
+            num_envs=5,
+            episodes_per_update=5,
+            max_episode_steps=200,
+            max_updates=100,
+            stop_when_solved=False,
+            hidden_sizes=(16,),
+            activation="elu",
+            learning_rate=0.01,
+            gamma=0.95,
+            normalize="episode",
+            normalize_observations=False,
+        ),
+    },
 }
 
 
