@@ -30,11 +30,17 @@ def save_atomically(state: dict[str, Any], path: str | os.PathLike) -> None:
         raise
 
 
-def load_safely(path: str | os.PathLike) -> Any:
-    """``torch.load(weights_only=True)``, which never runs code from the file, with one-line errors."""
+def load_safely(path: str | os.PathLike, expected: str = "a checkpoint file") -> Any:
+    """``torch.load(weights_only=True)``, which never runs code from the file, with one-line errors.
+
+    :param path: the file to read.
+    :param expected: what the caller reads, named in the error when ``path`` is a folder or nothing.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder: give the path of {expected}")
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: give the path of a model.pt or of a run folder")
+        raise CheckpointError(f"no checkpoint at {path}: give the path of {expected}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # an untrusted file can fail the unpickler in many ways; all mean "unreadable"

@@ -217,3 +217,12 @@ def test_watch_plays_the_agent_of_a_run_saved_before_the_settings_moved_into_the
     torch.save({"format": "reinforce-run/1", "agent": agent.state_dict(), "run": {}}, old_run / "checkpoint.pt")
     args = ["--watch", str(old_run), "--watch-episodes", "1", "--max-episode-steps", "20"]
     assert train.main(args) == 0 and (old_run / "watch_1.gif").is_file()
+
+
+def test_load_says_what_it_takes_when_given_a_folder(tmp_path):
+    make_agent().save(tmp_path / "model.pt")
+    with pytest.raises(CheckpointError) as error:
+        ReinforceAgent.load(tmp_path)
+    message = one_line(error.value)
+    assert "is a folder: give the path of a file saved by ReinforceAgent.save" in message
+    assert "or of a run folder" not in message  # load never took folders

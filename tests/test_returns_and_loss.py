@@ -190,6 +190,11 @@ def test_a_non_finite_batch_never_reaches_the_weights(poison):
     assert not agent.optimizer.state  # Adam's moments were not touched either
 
 
+def test_returns_of_an_empty_sequence_are_empty():
+    assert discounted_returns(torch.zeros(0, 3), 0.9).shape == (0, 3)
+    assert discounted_returns(torch.zeros(0), 0.9).shape == (0,)
+
+
 @pytest.mark.parametrize("rewards", [[0.0] * 5, [1.0] * 5, [2.5]])
 def test_constant_and_zero_rewards_train_without_nan(rewards):
     agent = ReinforceAgent(spaces.Box(-1, 1, (2,)), spaces.Discrete(3), AgentConfig(normalize_observations=True), 1)
