@@ -5,6 +5,7 @@ It needs the observation and action spaces, never an environment, so it drops in
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, fields
 from typing import Any
@@ -17,6 +18,7 @@ from agents.batch import EpisodeBatch, check_one_per_step, episode_ids
 from agents.checkpoint import CheckpointError, load_safely, save_atomically
 from agents.config import AgentConfig
 from agents.distributed import LOCAL, PROCESS_GROUP, Combiner
+from agents.guard import apply_or_undo, step_or_undo
 from agents.numpy_policy import Actor, NumpyPolicy
 from agents.reinforce import (
     Moments,
@@ -93,6 +95,8 @@ class ReinforceAgent:
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate)
         if self.value is not None:
             self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=config.value_learning_rate)
+        self._networks = [self.policy, self.value] if self.value is not None else [self.policy]  # what a step changes
+        self._optimizers = [self.optimizer, self.value_optimizer] if self.value is not None else [self.optimizer]
         self.actor = Actor(self.policy, action_space)  # acting's numpy path, which checks nothing
 
     # ----------------------------------------------------------------------------- acting
@@ -206,9 +210,9 @@ class ReinforceAgent:
         ``minibatch_size``, several steps over shuffled minibatches of the same data (advantages
         normalised once, over the whole batch). With ``normalize_observations``, the batch's observations
         update the input statistics after the gradient steps, which use the statistics the actions were
-        sampled with. A gradient step whose loss or gradient is not finite is skipped: no weight moves. A
-        batch that does not fit the spaces, or has no valid step, raises a one-line ``ValueError`` before
-        anything changes.
+        sampled with. A gradient step (or refresh of the statistics) whose loss, gradient or result is not
+        finite is skipped or undone. A batch that does not fit the spaces, or has no valid step, raises a
+        one-line ``ValueError`` before anything changes.
 
         :param batch: complete episodes played by the current policy.
         :param distributed: combine the update with every process of the ``torch.distributed`` process
@@ -216,7 +220,7 @@ class ReinforceAgent:
             ``update`` the same number of times.
         :return: ``policy_loss``, ``entropy``, ``grad_norm`` (the policy's, before clipping), with a baseline
             ``value_loss`` and ``explained_variance``, each a mean over the gradient steps, and
-            ``skipped_steps``.
+            ``skipped_steps``, the changes skipped or undone as not finite.
         """
         combine = PROCESS_GROUP if distributed else LOCAL
         if distributed:
@@ -248,7 +252,8 @@ class ReinforceAgent:
                 skipped += not applied
         if self.config.normalize_observations and not skipped:
             preserve = [self.value[0]] if self.value is not None else []
-            self.policy.update_normalizer(combine.moments(Moments.of(inputs)), preserve)
+            refresh = functools.partial(self.policy.update_normalizer, combine.moments(Moments.of(inputs)), preserve)
+            skipped += not apply_or_undo(refresh, [self.policy, *preserve])
         means = {name: total / gradient_steps for name, total in totals.items()}
         return means | extra | {"skipped_steps": skipped}
 
@@ -261,14 +266,11 @@ class ReinforceAgent:
         share: float,
         combine: Combiner,
     ) -> tuple[dict[str, float], bool]:
-        """One Adam step of the policy (and of the baseline), unless a loss or a gradient is not finite:
-        then no weight moves and the step reports ``False``. ``share`` weighs this process's loss by its
-        share of all the processes' steps (1 for one process)."""
+        """One Adam step of the policy (and of the baseline), unless a loss or a gradient is not finite, or
+        the step would leave a weight or Adam's state non-finite: then no weight moves and the step reports
+        ``False``. ``share`` weighs this process's loss by its share of all the processes' steps (1 for one)."""
         terms = {name: term * share for name, term in self._loss_terms(inputs, actions, advantages, returns).items()}
-        networks, optimizers = [self.policy], [self.optimizer]
-        if self.value is not None:
-            networks.append(self.value)
-            optimizers.append(self.value_optimizer)
+        networks, optimizers = self._networks, self._optimizers
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -279,10 +281,9 @@ class ReinforceAgent:
             combine.gradients(parameters)
             norms.append(torch.nn.utils.clip_grad_norm_(parameters, limit))
         stats = {name: combine.sum(terms[name].detach().clone()) for name in terms if name != "loss"}
-        applied = all(bool(torch.isfinite(x)) for x in [*stats.values(), *norms])
+        finite = all(bool(torch.isfinite(x)) for x in [*stats.values(), *norms])
+        applied = finite and step_or_undo(networks, optimizers)
         for optimizer in optimizers:
-            if applied:
-                optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         return {name: value.item() for name, value in stats.items()} | {"grad_norm": norms[0].item()}, applied
 

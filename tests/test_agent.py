@@ -99,11 +99,20 @@ def test_update_changes_weights_and_reports_statistics():
         ({"normalize": "global"}, "normalize"),
         ({"bootstrap": "value"}, "unknown bootstrap"),
         ({"bootstrap": "mean", "gamma": 1.0}, "bootstrap mean needs gamma < 1"),
+        # not finite: they would put NaN or infinity into the weights at the first update
+        ({"learning_rate": math.inf}, "learning_rate must be > 0 and finite, got inf"),
+        ({"learning_rate": math.nan}, "learning_rate must be > 0 and finite, got nan"),
+        ({"value_learning_rate": math.inf}, "value_learning_rate must be > 0 and finite"),
+        ({"entropy_coef": math.inf}, "entropy_coef must be >= 0 and finite"),
+        ({"max_grad_norm": math.inf}, r"max_grad_norm must be > 0 and finite, or none \(no clipping\)"),
+        ({"max_grad_norm": math.nan}, "max_grad_norm must be > 0 and finite"),
+        ({"gamma": math.nan}, r"gamma must be in \[0, 1\], got nan"),
     ],
 )
 def test_impossible_hyperparameters_are_refused(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as error:
         AgentConfig(**kwargs)
+    one_line(error.value)
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ class Update:
 
     @property
     def skipped(self) -> bool:
-        """Whether a gradient step was skipped as not finite (the same on every worker)."""
+        """Whether a change was skipped or undone as not finite (the same on every worker)."""
         return self.stats["skipped_steps"] > 0
 
 
