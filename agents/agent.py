@@ -15,7 +15,7 @@ import torch
 from gymnasium import spaces
 
 from agents.batch import EpisodeBatch, check_one_per_step, episode_ids
-from agents.checkpoint import CheckpointError, load_safely, save_atomically
+from agents.checkpoint import CheckpointError, check_moments, check_tensors, does_not_fit, load_safely, save_atomically
 from agents.config import AgentConfig
 from agents.distributed import LOCAL, PROCESS_GROUP, Combiner
 from agents.guard import apply_or_undo, step_or_undo
@@ -316,21 +316,28 @@ class ReinforceAgent:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> ReinforceAgent:
-        """The agent ``state_dict`` described; a one-line ``CheckpointError`` if it does not fit."""
+        """The agent ``state_dict`` described; a one-line ``CheckpointError`` if it does not fit or is not finite."""
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"not a {CHECKPOINT_FORMAT} checkpoint")
         try:
             known = {f.name for f in fields(AgentConfig)}
             config = AgentConfig(**{k: v for k, v in state["config"].items() if k in known})
-            agent = cls(space_from_dict(state["observation_space"]), space_from_dict(state["action_space"]), config)
+            agent_spaces = space_from_dict(state["observation_space"]), space_from_dict(state["action_space"])
+            # the config's networks first as shapes only ("meta" tensors, no memory), checked against the saved
+            # tensors: a config asking for other layers, however large, is refused before any is allocated
+            with torch.device("meta"):
+                check_tensors(state, cls(*agent_spaces, config).state_dict(), ("policy", "value"))
+            agent = cls(*agent_spaces, config)
             agent.policy.load_state_dict(state["policy"])
             agent.optimizer.load_state_dict(state["optimizer"])
             agent.rng.bit_generator.state = state["rng"]
             if agent.value is not None:
                 agent.value.load_state_dict(state["value"])
                 agent.value_optimizer.load_state_dict(state["value_optimizer"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise CheckpointError(f"checkpoint does not fit the agent ({type(error).__name__}: {error})") from None
+            for optimizer in agent._optimizers:
+                check_moments(optimizer)
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as error:
+            raise does_not_fit(error) from None
         return agent
 
     @classmethod

@@ -192,6 +192,7 @@ BAD_INPUT = [
     (["--watch", "{root}/garbage.pt"], "not a readable checkpoint"),
     (["--watch", "{root}/empty_dir"], "no checkpoint at"),
     (["--watch", "{root}/acrobot_model.pt", "--env", "CartPole-v1"], "other spaces than CartPole-v1's"),
+    (["--watch", "{root}/nan_model.pt"], "non-finite values in policy.net.0.weight"),
     (["--resume", "{root}/missing_run"], "not a run folder"),
     (["--resume", "{root}/empty_dir"], "not a run folder"),
     (["--resume", "{root}/old_run"], "made by an older version: start a new run"),
