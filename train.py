@@ -111,7 +111,7 @@ def train(argv: list[str] | None, workers: Workers) -> int:
                     bar.update(state.env_steps - bar.n)
                     bar.set_postfix(ret=f"{update.episode_returns.mean():.1f}")
                     if update.skipped:
-                        bar.write(f"warning: update {state.updates} skipped: its loss or gradient is not finite")
+                        bar.write(f"warning: update {state.updates} skipped: its loss, gradient or step is not finite")
                     if state.updates % config.print_every == 0:
                         line = describe_returns(update.episode_returns)
                         bar.write(f"update {state.updates:4d}  steps {state.env_steps:7d}  {line}")
@@ -169,7 +169,7 @@ def stopped(status: int, trainer: Trainer, run_dir: Path) -> None:
     checkpoint, state = run_dir / CHECKPOINT, trainer.state
     if status == EXIT_NONFINITE:
         print(
-            f"train.py: stopped: {state.skipped_in_a_row} updates in a row had a non-finite loss or gradient "
+            f"train.py: stopped: {state.skipped_in_a_row} updates in a row had a non-finite loss, gradient or step "
             f"(skipped, weights untouched); the last good state is {checkpoint}",
             file=sys.stderr,
         )

@@ -5,6 +5,7 @@ It needs the observation and action spaces, never an environment, so it drops in
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, fields
 from typing import Any
@@ -13,11 +14,12 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from agents.batch import EpisodeBatch, episode_ids
-from agents.checkpoint import CheckpointError, load_safely, save_atomically
+from agents.batch import EpisodeBatch, check_one_per_step, episode_ids
+from agents.checkpoint import CheckpointError, check_moments, check_tensors, does_not_fit, load_safely, save_atomically
 from agents.config import AgentConfig
 from agents.distributed import LOCAL, PROCESS_GROUP, Combiner
-from agents.numpy_policy import NumpyPolicy, policy_version
+from agents.guard import apply_or_undo, step_or_undo
+from agents.numpy_policy import Actor, NumpyPolicy
 from agents.reinforce import (
     Moments,
     Policy,
@@ -28,7 +30,16 @@ from agents.reinforce import (
     normalize_advantages,
     reinforce_loss,
 )
-from agents.spaces import check_spaces, input_size, observation_encoder, space_from_dict, space_to_dict
+from agents.spaces import (
+    check_spaces,
+    check_step_actions,
+    check_step_observations,
+    input_size,
+    is_one_observation,
+    observation_encoder,
+    space_from_dict,
+    space_to_dict,
+)
 
 CHECKPOINT_FORMAT = "reinforce-agent/1"
 
@@ -62,19 +73,18 @@ class ReinforceAgent:
         self.config = config = config or AgentConfig()
         self.obs_dim = input_size(observation_space)
         self.encode = observation_encoder(observation_space)  # the one encoder, for acting and learning
-        self._continuous = isinstance(action_space, spaces.Box)
-        self._action_start = 0 if self._continuous else int(action_space.start)
         self.rng = np.random.default_rng(seed)
+        continuous = isinstance(action_space, spaces.Box)
         with torch.random.fork_rng():
             if seed is not None:
                 torch.manual_seed(seed)
             self.policy = Policy(
                 self.obs_dim,
-                None if self._continuous else int(action_space.n),
+                None if continuous else int(action_space.n),
                 config.hidden_sizes,
                 config.activation,
                 config.normalize_observations,
-                action_dim=int(np.prod(action_space.shape)) if self._continuous else None,
+                action_dim=int(np.prod(action_space.shape)) if continuous else None,
             )
             # the baseline V(s) reads the policy's normalised inputs
             self.value = mlp(self.obs_dim, 1, config.hidden_sizes, config.activation) if config.baseline else None
@@ -85,9 +95,9 @@ class ReinforceAgent:
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate)
         if self.value is not None:
             self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=config.value_learning_rate)
-        self._policy_tensors = [*self.policy.parameters(), *self.policy.buffers()]
-        self._numpy_copy: NumpyPolicy | None = None
-        self._numpy_version: tuple[int, ...] = ()
+        self._networks = [self.policy, self.value] if self.value is not None else [self.policy]  # what a step changes
+        self._optimizers = [self.optimizer, self.value_optimizer] if self.value is not None else [self.optimizer]
+        self.actor = Actor(self.policy, action_space)  # acting's numpy path, which checks nothing
 
     # ----------------------------------------------------------------------------- acting
     def act(
@@ -95,7 +105,8 @@ class ReinforceAgent:
     ) -> np.ndarray:
         """Actions inside the action space for one observation or a batch of them (numpy in, numpy out).
 
-        :param observations: one observation of the observation space, or a batch of them.
+        :param observations: one observation of the observation space's shape, or a batch ``(n, *shape)`` of
+            them; any other shape is refused with a one-line ``ValueError`` naming the shapes it takes.
         :param deterministic: the most likely actions (the Gaussian's mean, clipped) instead of samples.
         :param rng: the generator to sample with (default: the agent's own).
         """
@@ -107,34 +118,35 @@ class ReinforceAgent:
         """``(actions for the environment, actions to learn from)``, with ``act``'s parameters. For a Box
         action space the first are clipped to its bounds and the second are the Gaussian's unclipped
         samples, whose log-probabilities the update needs; for Discrete actions they are the same."""
-        single = np.shape(observations) == self.observation_space.shape
-        inputs = self.encode(observations)
-        policy_actions = self.numpy_policy().actions(inputs, deterministic, rng or self.rng)
-        if self._continuous:
-            policy_actions = policy_actions.reshape(-1, *self.action_space.shape)
-            space = self.action_space
-            env_actions = np.clip(policy_actions, space.low, space.high).astype(space.dtype)
-        else:
-            env_actions = policy_actions = policy_actions + self._action_start if self._action_start else policy_actions
-        return (env_actions[0], policy_actions[0]) if single else (env_actions, policy_actions)
+        one = is_one_observation(observations, self.observation_space)
+        env_actions, policy_actions = self.sample_unchecked(observations, deterministic, rng)
+        return (env_actions[0], policy_actions[0]) if one else (env_actions, policy_actions)
+
+    def sample_unchecked(
+        self, observations: np.ndarray, deterministic: bool = False, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``sample`` for a batch ``(n, *observation_shape)``, without checking its shape: for callers whose
+        observations have that shape by construction, such as a rollout of a vector environment made for
+        the agent's spaces, which calls it at every step."""
+        return self.actor(self.encode(observations), deterministic, rng or self.rng)
 
     def numpy_policy(self) -> NumpyPolicy:
         """The numpy copy of the current policy that acts, taken again after any change of the policy."""
-        version = policy_version(self._policy_tensors)
-        if version != self._numpy_version:
-            self._numpy_copy, self._numpy_version = NumpyPolicy(self.policy), version
-        return self._numpy_copy
+        return self.actor.numpy_policy()
 
     # ----------------------------------------------------------------------------- learning
     def _inputs(self, observations: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Observations as the policy's flat float inputs, for learning."""
-        return torch.from_numpy(self.encode(torch.as_tensor(observations).detach().cpu().numpy()))
+        """Per-step observations, checked, as the policy's flat float inputs, for learning."""
+        observations = torch.as_tensor(observations).detach().cpu().numpy()
+        check_step_observations(observations, self.observation_space)
+        return torch.from_numpy(self.encode(observations))
 
     def _policy_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Actions as the policy's distribution scores them: indices from 0, or flat float vectors."""
-        if self._continuous:
+        """Per-step actions, checked, as the policy's distribution scores them: indices from 0, or flat floats."""
+        check_step_actions(actions, self.action_space)
+        if self.actor.continuous:
             return actions.float().reshape(-1, self.policy.net[-1].out_features)
-        return actions.reshape(-1) - self._action_start
+        return actions.reshape(-1) - self.actor.start
 
     def _values(self, inputs: torch.Tensor) -> torch.Tensor:
         """The baseline's V(s) of encoded inputs (through the policy's input normaliser)."""
@@ -160,6 +172,7 @@ class ReinforceAgent:
         :param actions: ``(B,)`` actions taken (for Box actions, the unclipped samples).
         :param advantages: ``(B,)`` advantages, e.g. ``agent.advantages(batch)[batch.valid]``.
         """
+        check_one_per_step(observations, actions, advantages)
         return self._loss_terms(self._inputs(observations), self._policy_actions(actions), advantages, None)["loss"]
 
     def advantages(self, batch: EpisodeBatch) -> torch.Tensor:
@@ -197,8 +210,9 @@ class ReinforceAgent:
         update), or with a ``minibatch_size`` several steps per pass over shuffled minibatches; the
         advantages are computed and normalised once, over the whole batch. With ``normalize_observations``,
         the batch's observations update the input statistics after the gradient steps, which use the
-        statistics the actions were sampled with. A gradient step whose loss or gradient is not finite is
-        skipped: no weight moves.
+        statistics the actions were sampled with. A gradient step (or refresh of the statistics) whose
+        loss, gradient or result is not finite is skipped or undone. A batch that does not fit the spaces,
+        or has no valid step, raises a one-line ``ValueError`` before anything changes.
 
         :param batch: complete episodes played by the current policy.
         :param distributed: combine the update with every process of the ``torch.distributed`` process
@@ -206,15 +220,17 @@ class ReinforceAgent:
             ``update`` the same number of times.
         :return: ``policy_loss``, ``entropy``, ``grad_norm`` (the policy's, before clipping), with a baseline
             ``value_loss`` and ``explained_variance``, each a mean over the gradient steps, and
-            ``skipped_steps``.
+            ``skipped_steps``, the changes skipped or undone as not finite.
         """
         combine = PROCESS_GROUP if distributed else LOCAL
         if distributed:
             self.config.check_distributed()
         valid = batch.valid
+        if not bool(valid.any()):
+            raise ValueError("the batch has no valid step: give at least one step of a complete episode")
         inputs = self._inputs(batch.observations[valid])
-        returns, advantages, normalized = (x[valid] for x in self._advantages(batch, inputs, combine))
         actions = self._policy_actions(batch.actions[valid])
+        returns, advantages, normalized = (x[valid] for x in self._advantages(batch, inputs, combine))
         extra = {}
         if self.value is not None:  # how much of the returns' variance the baseline explains
             residual, total = (combine.moments(Moments.of(x)).var for x in (advantages, returns))
@@ -236,7 +252,8 @@ class ReinforceAgent:
                 skipped += not applied
         if self.config.normalize_observations and not skipped:
             preserve = [self.value[0]] if self.value is not None else []
-            self.policy.update_normalizer(combine.moments(Moments.of(inputs)), preserve)
+            refresh = functools.partial(self.policy.update_normalizer, combine.moments(Moments.of(inputs)), preserve)
+            skipped += not apply_or_undo(refresh, [self.policy, *preserve])
         means = {name: total / gradient_steps for name, total in totals.items()}
         return means | extra | {"skipped_steps": skipped}
 
@@ -249,14 +266,11 @@ class ReinforceAgent:
         share: float,
         combine: Combiner,
     ) -> tuple[dict[str, float], bool]:
-        """One Adam step of the policy (and of the baseline), unless a loss or a gradient is not finite:
-        then no weight moves and the step reports ``False``. ``share`` weighs this process's loss by its
-        share of all the processes' steps (1 for one process)."""
+        """One Adam step of the policy (and of the baseline), unless a loss or a gradient is not finite, or
+        the step would leave a weight or Adam's state non-finite: then no weight moves and the step reports
+        ``False``. ``share`` weighs this process's loss by its share of all the processes' steps (1 for one)."""
         terms = {name: term * share for name, term in self._loss_terms(inputs, actions, advantages, returns).items()}
-        networks, optimizers = [self.policy], [self.optimizer]
-        if self.value is not None:
-            networks.append(self.value)
-            optimizers.append(self.value_optimizer)
+        networks, optimizers = self._networks, self._optimizers
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -267,10 +281,9 @@ class ReinforceAgent:
             combine.gradients(parameters)
             norms.append(torch.nn.utils.clip_grad_norm_(parameters, limit))
         stats = {name: combine.sum(terms[name].detach().clone()) for name in terms if name != "loss"}
-        applied = all(bool(torch.isfinite(x)) for x in [*stats.values(), *norms])
+        finite = all(bool(torch.isfinite(x)) for x in [*stats.values(), *norms])
+        applied = finite and step_or_undo(networks, optimizers)
         for optimizer in optimizers:
-            if applied:
-                optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         return {name: value.item() for name, value in stats.items()} | {"grad_norm": norms[0].item()}, applied
 
@@ -303,27 +316,34 @@ class ReinforceAgent:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> ReinforceAgent:
-        """The agent ``state_dict`` described; a one-line ``CheckpointError`` if it does not fit."""
+        """The agent ``state_dict`` described; a one-line ``CheckpointError`` if it does not fit or is not finite."""
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"not a {CHECKPOINT_FORMAT} checkpoint")
         try:
             known = {f.name for f in fields(AgentConfig)}
             config = AgentConfig(**{k: v for k, v in state["config"].items() if k in known})
-            agent = cls(space_from_dict(state["observation_space"]), space_from_dict(state["action_space"]), config)
+            agent_spaces = space_from_dict(state["observation_space"]), space_from_dict(state["action_space"])
+            # the config's networks first as shapes only ("meta" tensors, no memory), checked against the saved
+            # tensors: a config asking for other layers, however large, is refused before any is allocated
+            with torch.device("meta"):
+                check_tensors(state, cls(*agent_spaces, config).state_dict(), ("policy", "value"))
+            agent = cls(*agent_spaces, config)
             agent.policy.load_state_dict(state["policy"])
             agent.optimizer.load_state_dict(state["optimizer"])
             agent.rng.bit_generator.state = state["rng"]
             if agent.value is not None:
                 agent.value.load_state_dict(state["value"])
                 agent.value_optimizer.load_state_dict(state["value_optimizer"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise CheckpointError(f"checkpoint does not fit the agent ({type(error).__name__}: {error})") from None
+            for optimizer in agent._optimizers:
+                check_moments(optimizer)
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as error:
+            raise does_not_fit(error) from None
         return agent
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ReinforceAgent:
         """Load an agent saved by ``save``; never runs code from the file (``weights_only=True``)."""
-        state = load_safely(path)
+        state = load_safely(path, "a file saved by ReinforceAgent.save, such as the model.pt in a run folder")
         try:
             return cls.from_state_dict(state)
         except CheckpointError as error:

@@ -29,6 +29,22 @@ class EpisodeBatch:
     truncated: torch.Tensor  # (T, N) bool
     valid: torch.Tensor  # (T, N) bool
 
+    def __post_init__(self) -> None:
+        # once per batch, not per step: a mismatched grid would otherwise broadcast or fail deep in the update
+        grid = tuple(self.rewards.shape)
+        if len(grid) != 2:
+            raise ValueError(f"rewards must be a (T, N) grid, got shape {grid}")
+        for name in ("terminated", "truncated", "valid"):
+            flags = getattr(self, name)
+            if tuple(flags.shape) != grid or flags.dtype != torch.bool:
+                raise ValueError(
+                    f"{name} must be a bool tensor of the rewards' shape {grid}, got {flags.dtype} {tuple(flags.shape)}"
+                )
+        for name in ("observations", "actions"):
+            if tuple(getattr(self, name).shape[:2]) != grid:
+                shape = tuple(getattr(self, name).shape)
+                raise ValueError(f"{name} of shape {shape} do not start with the rewards' (T, N) grid {grid}")
+
     @property
     def ends(self) -> torch.Tensor:
         """The last step of every episode, terminated or truncated."""
@@ -55,6 +71,12 @@ class EpisodeBatch:
         lengths = [len(rewards) for _, _, rewards in episodes]
         if min(lengths) < 1:
             raise ValueError("every episode needs at least one step")
+        for i, (obs, acts, rews) in enumerate(episodes):
+            if not len(obs) == len(acts) == len(rews):
+                raise ValueError(
+                    f"episode {i} has {len(obs)} observations, {len(acts)} actions and {len(rews)} rewards: "
+                    "give one of each per step"
+                )
         horizon, n = max(lengths), len(episodes)
         obs_dim = int(np.prod(np.shape(episodes[0][0])[1:]))
         observations = torch.zeros(horizon, n, obs_dim)
@@ -78,6 +100,16 @@ class EpisodeBatch:
             terminated=ends & ~was_truncated,
             truncated=ends & was_truncated,
             valid=valid,
+        )
+
+
+def check_one_per_step(observations: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor) -> None:
+    """A one-line ``ValueError`` unless per-step observations, actions and ``(B,)`` advantages all have one
+    entry per step (a length-1 tensor would otherwise broadcast over the others)."""
+    if not len(observations) == len(actions) == len(advantages) or advantages.dim() != 1:
+        raise ValueError(
+            f"observations, actions and advantages need one entry per step: got {len(observations)}, "
+            f"{len(actions)} and advantages of shape {tuple(advantages.shape)}"
         )
 
 

@@ -1,9 +1,11 @@
-"""Checkpoint files: written atomically, read without ever running code from them."""
+"""Checkpoint files: written atomically, read without ever running code from them, and their tensors checked
+against what they are loaded into, with one-line errors."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,17 @@ def save_atomically(state: dict[str, Any], path: str | os.PathLike) -> None:
         raise
 
 
-def load_safely(path: str | os.PathLike) -> Any:
-    """``torch.load(weights_only=True)``, which never runs code from the file, with one-line errors."""
+def load_safely(path: str | os.PathLike, expected: str = "a checkpoint file") -> Any:
+    """``torch.load(weights_only=True)``, which never runs code from the file, with one-line errors.
+
+    :param path: the file to read.
+    :param expected: what the caller reads, named in the error when ``path`` is a folder or nothing.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder: give the path of {expected}")
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: give the path of a model.pt or of a run folder")
+        raise CheckpointError(f"no checkpoint at {path}: give the path of {expected}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # an untrusted file can fail the unpickler in many ways; all mean "unreadable"
@@ -42,3 +50,66 @@ def load_safely(path: str | os.PathLike) -> Any:
         raise CheckpointError(
             f"{path} is not a readable checkpoint (corrupt, truncated or unsafe: {reason[:100]})"
         ) from None
+
+
+def _floating_tensors(tree: Any, path: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """Every floating-point tensor in nested dicts and lists, with its path (``policy.net.0.weight``)."""
+    if isinstance(tree, torch.Tensor):
+        if tree.is_floating_point():
+            yield path, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _floating_tensors(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for index, value in enumerate(tree):
+            yield from _floating_tensors(value, f"{path}.{index}")
+
+
+def check_tensors(saved: dict[str, Any], blueprint: dict[str, Any], modules: Sequence[str]) -> None:
+    """A one-line ``CheckpointError`` unless every floating-point tensor of ``saved`` is finite (a NaN in a
+    weight or in Adam's moments would spread to every action and update) and each module's tensors in
+    ``saved`` have the names and shapes of its tensors in ``blueprint``, the state of what they are loaded
+    into (torch's own mismatch message runs over many lines). With a blueprint built on the meta device,
+    a saved config whose layers differ from the saved tensors (say, 10**9 units) is refused before anything
+    is allocated, so loading never needs more memory than the file's own tensors; a fixed cap on layer sizes
+    would be arbitrary, and would refuse honest large networks.
+
+    :param saved: the loaded state.
+    :param blueprint: the state of the object to load into, whose tensors may be shapes only ("meta").
+    :param modules: the keys of ``blueprint`` that hold a module's ``state_dict``.
+    """
+    for path, tensor in _floating_tensors(saved):
+        if not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"the checkpoint holds non-finite values in {path}: load an earlier checkpoint")
+    for module in (name for name in modules if name in blueprint):
+        expected, found = blueprint[module], saved.get(module)
+        if not isinstance(found, dict) or found.keys() != expected.keys():
+            raise CheckpointError(f"the checkpoint's {module} does not hold the tensors its config makes")
+        for key, tensor in expected.items():
+            if not isinstance(found[key], torch.Tensor) or found[key].shape != tensor.shape:
+                shape = tuple(found[key].shape) if isinstance(found[key], torch.Tensor) else type(found[key]).__name__
+                raise CheckpointError(
+                    f"the checkpoint's {module} tensor {key} has shape {shape}, its config makes {tuple(tensor.shape)}"
+                )
+
+
+def check_moments(optimizer: torch.optim.Optimizer) -> None:
+    """A one-line ``CheckpointError`` unless every moment a loaded optimizer keeps for a parameter has the
+    parameter's shape (its ``load_state_dict`` does not check them, and the first step would fail)."""
+    for group in optimizer.param_groups:
+        for index, parameter in enumerate(group["params"]):
+            for name, value in optimizer.state.get(parameter, {}).items():
+                if name != "step" and isinstance(value, torch.Tensor) and value.shape != parameter.shape:
+                    raise CheckpointError(
+                        f"the checkpoint's optimizer {name} of parameter {index} has shape {tuple(value.shape)}, "
+                        f"the parameter {tuple(parameter.shape)}"
+                    )
+
+
+def does_not_fit(error: Exception) -> CheckpointError:
+    """The one-line ``CheckpointError`` for a checkpoint that cannot be loaded into an agent, whatever
+    failed on the way (a ``CheckpointError`` already says why)."""
+    if isinstance(error, CheckpointError):
+        return error
+    reason = f"{type(error).__name__}: {str(error).strip()}".splitlines()[0][:200]
+    return CheckpointError(f"checkpoint does not fit the agent ({reason})")

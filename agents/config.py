@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -76,8 +77,10 @@ class AgentConfig:
             raise ValueError(f"hidden_sizes must be positive, got {list(self.hidden_sizes)}")
         if self.activation not in ACTIVATION_NAMES:
             raise ValueError(f"unknown activation {self.activation!r}: choose one of {', '.join(ACTIVATION_NAMES)}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        # a non-finite hyper-parameter would put NaN or infinity into the first update's weights
+        for name in ("learning_rate", "value_learning_rate"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} must be > 0 and finite, got {getattr(self, name)}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if self.init not in INITIALIZATIONS:
@@ -92,12 +95,10 @@ class AgentConfig:
             raise ValueError(f"passes must be >= 1, got {self.passes}")
         if self.minibatch_size is not None and self.minibatch_size < 1:
             raise ValueError(f"minibatch_size must be >= 1 or none, got {self.minibatch_size}")
-        if not self.value_learning_rate > 0:
-            raise ValueError(f"value_learning_rate must be > 0, got {self.value_learning_rate}")
-        if not self.entropy_coef >= 0:
-            raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0 or none, got {self.max_grad_norm}")
+        if not (math.isfinite(self.entropy_coef) and self.entropy_coef >= 0):
+            raise ValueError(f"entropy_coef must be >= 0 and finite, got {self.entropy_coef}")
+        if self.max_grad_norm is not None and not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
+            raise ValueError(f"max_grad_norm must be > 0 and finite, or none (no clipping), got {self.max_grad_norm}")
 
     def check_distributed(self) -> None:
         """Raise a one-line ``ValueError`` unless updates can be shared among processes."""

@@ -3,7 +3,8 @@
 Acting runs once per step of a numpy simulator; torch's per-call overhead, and the cost of switching
 between torch and numpy code at every step, make a torch forward several times slower than the simulator
 there. The copy computes the same function (to float32 rounding; tested against the torch policy for every
-activation) and is taken again whenever the policy changes (see ``policy_version``).
+activation) and is taken again whenever the policy changes (see ``policy_version``); the ``Actor`` keeps
+it current and turns its actions into the action space's, checking nothing on that per-step path.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
 
 from agents.reinforce import ObservationNormalizer, Policy
@@ -80,3 +82,41 @@ class NumpyPolicy:
         cdf = np.cumsum(probs, -1)
         drawn = (cdf < rng.random((len(cdf), 1)) * cdf[:, -1:]).sum(-1)
         return np.minimum(drawn, self.n_actions - 1)
+
+
+class Actor:
+    """Actions for batches of encoded observations, from a numpy copy of ``policy`` taken again whenever
+    the policy changes. A rollout calls it at every environment step, so it checks nothing: its callers
+    give inputs of the right shape.
+
+    :param policy: the policy that acts.
+    :param action_space: its ``Discrete`` actions start at the space's start; its ``Box`` samples are
+        clipped to the bounds for the environment.
+    """
+
+    def __init__(self, policy: Policy, action_space: spaces.Space) -> None:
+        self.policy, self.action_space = policy, action_space
+        self.continuous = isinstance(action_space, spaces.Box)
+        self.start = 0 if self.continuous else int(action_space.start)
+        self._tensors = [*policy.parameters(), *policy.buffers()]
+        self._copy: NumpyPolicy | None = None
+        self._version: tuple[int, ...] = ()
+
+    def numpy_policy(self) -> NumpyPolicy:
+        """The numpy copy of the current policy, taken again after any change of the policy."""
+        version = policy_version(self._tensors)
+        if version != self._version:
+            self._copy, self._version = NumpyPolicy(self.policy), version
+        return self._copy
+
+    def __call__(
+        self, inputs: np.ndarray, deterministic: bool, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(actions for the environment, actions to learn from)`` for ``(B, input_size)`` inputs."""
+        actions = self.numpy_policy().actions(inputs, deterministic, rng)
+        if self.continuous:
+            space = self.action_space
+            actions = actions.reshape(-1, *space.shape)
+            return np.clip(actions, space.low, space.high).astype(space.dtype), actions
+        actions = actions + self.start if self.start else actions
+        return actions, actions

@@ -206,7 +206,7 @@ def discounted_returns(
     done = np.zeros_like(r, dtype=bool) if ends is None else ends.detach().cpu().numpy()
     tail = np.zeros_like(r) if tails is None else tails.detach().cpu().numpy().astype(np.float64)
     returns = np.empty_like(r)
-    running = np.zeros_like(r[0])
+    running = np.zeros(r.shape[1:])  # one per stream (r[0] would fail on an empty sequence)
     for t in range(len(r) - 1, -1, -1):
         running = r[t] + gamma * np.where(done[t], tail[t], running)
         returns[t] = running

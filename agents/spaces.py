@@ -1,5 +1,6 @@
-"""The Gymnasium spaces the agent supports: the check, the observation encoding, and spaces as plain data
-(so that checkpoints load with ``weights_only=True``)."""
+"""The Gymnasium spaces the agent supports: the check, the observation encoding, the checks that observations
+and actions given to the public API fit the spaces, and spaces as plain data (so that checkpoints load with
+``weights_only=True``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium import spaces
 
 from agents.checkpoint import CheckpointError
@@ -53,6 +55,58 @@ def observation_encoder(observation_space: spaces.Space) -> Callable[[Any], np.n
             return np.asarray(observations, dtype=np.float32).reshape(-1, size)
 
     return encode
+
+
+def _batch_of(shape: tuple[int, ...]) -> str:
+    """How a batch of ``shape``-d values is written in messages: ``(n, 4)``, or ``(n,)`` for scalars."""
+    return f"(n, {', '.join(map(str, shape))})" if shape else "(n,)"
+
+
+def is_one_observation(observations: Any, observation_space: spaces.Space) -> bool:
+    """Whether ``observations`` is one observation of the space rather than a batch ``(n, *shape)`` of them;
+    a one-line ``ValueError`` if it is neither (the encoder would silently regroup its numbers into however
+    many observations they fill)."""
+    shape, expected = tuple(np.shape(observations)), observation_space.shape
+    if shape == expected:
+        return True
+    if shape[1:] == expected:
+        return False
+    raise ValueError(
+        f"observations of shape {shape} do not fit the observation space: give one observation of shape "
+        f"{expected} or a batch of shape {_batch_of(expected)}"
+    )
+
+
+def check_step_observations(observations: Any, observation_space: spaces.Space) -> None:
+    """A one-line ``ValueError`` unless ``observations`` are ``(B, ...)`` per-step observations of the space,
+    each of its shape or flattened (``EpisodeBatch.from_episodes`` stores them flat)."""
+    step_shape, expected = tuple(np.shape(observations)[1:]), observation_space.shape
+    flat = (int(np.prod(expected)),)
+    if step_shape not in (expected, flat):
+        either = f"{expected}" if flat == expected else f"{expected} (or flattened, {flat})"
+        raise ValueError(
+            f"observations of shape {step_shape} per step do not fit the observation space: give observations "
+            f"of shape {either}"
+        )
+
+
+def check_step_actions(actions: torch.Tensor, action_space: spaces.Space) -> None:
+    """A one-line ``ValueError`` unless ``actions`` are ``(B, ...)`` per-step actions of the space: of its
+    shape, and for ``Discrete`` whole numbers in its range (the policy would score any other number as if it
+    were an action, and learn from it). Box actions may lie outside the bounds: the update learns from the
+    Gaussian's unclipped samples."""
+    step_shape, expected = tuple(actions.shape[1:]), action_space.shape
+    if step_shape != expected:
+        raise ValueError(
+            f"actions of shape {step_shape} per step do not fit {action_space}: give actions of shape {expected}"
+        )
+    if isinstance(action_space, spaces.Discrete) and actions.numel():
+        low, high = int(action_space.start), int(action_space.start + action_space.n - 1)
+        whole = actions == actions.floor() if actions.is_floating_point() else torch.ones_like(actions, dtype=bool)
+        fits = whole & (actions >= low) & (actions <= high)  # NaN fails every comparison
+        if not bool(fits.all()):
+            outside = actions[~fits][0].item()
+            raise ValueError(f"action {outside} is not in {action_space}: give whole numbers from {low} to {high}")
 
 
 def space_to_dict(space: spaces.Space) -> dict[str, Any]:

@@ -43,7 +43,9 @@ def collect_episodes(
     """Reset ``env`` and play exactly ``episodes_per_env[i]`` complete episodes in sub-environment i.
 
     ``act`` maps observations to ``(actions for the environment, actions to record)``, as
-    ``ReinforceAgent.sample`` does: they differ where continuous actions are clipped to the space.
+    ``ReinforceAgent.sample`` does: they differ where continuous actions are clipped to the space. It runs
+    at every step: for an environment made for the agent's spaces, ``ReinforceAgent.sample_unchecked``
+    spares it ``sample``'s check of the observations' shape.
 
     Every environment plays its whole quota whatever the episodes' lengths, so the batch is an
     unbiased sample of the current policy (stopping at the first N finished episodes would favour
@@ -118,5 +120,5 @@ def evaluate(
     :param seed: reseeds the environments.
     """
     quotas = split_episodes(n_episodes, env.num_envs)
-    rollout = collect_episodes(env, lambda obs: agent.sample(obs, deterministic, rng), quotas, seed)
+    rollout = collect_episodes(env, lambda obs: agent.sample_unchecked(obs, deterministic, rng), quotas, seed)
     return rollout.episode_returns

@@ -24,4 +24,7 @@ def saved_run(tmp_path_factory):
     acrobot = root / "acrobot"
     assert train.main(["--env", "Acrobot-v1", "--max-updates", "1", "--logdir", str(acrobot), *FAST]) == 0
     (root / "acrobot_model.pt").write_bytes((next(acrobot.iterdir()) / "model.pt").read_bytes())
+    model = torch.load(run / "model.pt", weights_only=True)
+    model["policy"]["net.0.weight"][0, 0] = float("nan")
+    torch.save(model, root / "nan_model.pt")
     return root, run, next(acrobot.iterdir())

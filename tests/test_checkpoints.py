@@ -1,7 +1,10 @@
-"""Saving and loading: agents and runs, round trips, unreadable and unsafe files, resuming exactly."""
+"""Saving and loading: agents and runs, round trips, unreadable, unsafe and unfitting files, resuming exactly."""
 
+import copy
+import math
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -217,3 +220,91 @@ def test_watch_plays_the_agent_of_a_run_saved_before_the_settings_moved_into_the
     torch.save({"format": "reinforce-run/1", "agent": agent.state_dict(), "run": {}}, old_run / "checkpoint.pt")
     args = ["--watch", str(old_run), "--watch-episodes", "1", "--max-episode-steps", "20"]
     assert train.main(args) == 0 and (old_run / "watch_1.gif").is_file()
+
+
+def test_load_says_what_it_takes_when_given_a_folder(tmp_path):
+    make_agent().save(tmp_path / "model.pt")
+    with pytest.raises(CheckpointError) as error:
+        ReinforceAgent.load(tmp_path)
+    message = one_line(error.value)
+    assert "is a folder: give the path of a file saved by ReinforceAgent.save" in message
+    assert "or of a run folder" not in message  # load never took folders
+
+
+def trained_state():
+    """The state of an agent that has made one update (so that Adam holds moments), as a copy."""
+    agent = make_agent()
+    rng = np.random.default_rng(0)
+    agent.update(EpisodeBatch.from_episodes([(rng.normal(size=(6, 4)), rng.integers(0, 2, 6), rng.normal(size=6))]))
+    return copy.deepcopy(agent.state_dict())
+
+
+@pytest.mark.parametrize(
+    "where, tensor",
+    [
+        ("policy.net.0.weight", lambda state: state["policy"]["net.0.weight"]),
+        ("policy.normalizer.mean", lambda state: state["policy"]["normalizer.mean"]),
+        ("optimizer.state.0.exp_avg_sq", lambda state: state["optimizer"]["state"][0]["exp_avg_sq"]),
+    ],
+)
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_a_checkpoint_with_non_finite_values_is_refused(tmp_path, where, tensor, value):
+    state = trained_state()
+    tensor(state).view(-1)[0] = value
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match=f"non-finite values in {where}") as error:
+        ReinforceAgent.load(tmp_path / "model.pt")
+    one_line(error.value)
+
+
+def test_resume_refuses_a_run_checkpoint_with_non_finite_weights(saved_run, tmp_path, capsys):
+    _, run, _ = saved_run
+    copied = tmp_path / "run"
+    copied.mkdir()
+    shutil.copy(run / "config.json", copied)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["agent"]["policy"]["net.0.bias"][0] = math.nan
+    torch.save(state, copied / "checkpoint.pt")
+    assert train.main(["--resume", str(copied), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "non-finite values in policy.net.0.bias" in err
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda s: s["policy"].update({"net.0.weight": torch.zeros(3, 4)}),
+            r"policy tensor net.0.weight has shape \(3, 4\), its config makes \(16, 4\)",
+        ),
+        (lambda s: s["policy"].pop("net.2.bias"), "the checkpoint's policy does not hold the tensors its config makes"),
+        (
+            lambda s: s["config"].update(hidden_sizes=[32]),
+            r"net.0.weight has shape \(16, 4\), its config makes \(32, 4\)",
+        ),
+        (
+            lambda s: s["optimizer"]["state"][0].update(exp_avg=torch.zeros(5)),
+            r"optimizer exp_avg of parameter 0 has shape \(5,\)",
+        ),
+    ],
+    ids=["wrong shape", "missing tensor", "config unlike the tensors", "Adam moment of another shape"],
+)
+def test_a_checkpoint_whose_tensors_do_not_fit_its_config_is_refused_in_one_line(tmp_path, change, message):
+    state = trained_state()
+    change(state)
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match=message) as error:
+        ReinforceAgent.load(tmp_path / "model.pt")
+    one_line(error.value)
+
+
+def test_a_config_asking_for_huge_layers_is_refused_before_anything_is_allocated(tmp_path):
+    """A hidden size of 10**12 would ask for 16 TB: the config is checked against the saved tensors' shapes
+    first, so the networks never need more memory than the file's own tensors."""
+    state = trained_state()
+    state["config"]["hidden_sizes"] = [10**12]
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(
+        CheckpointError, match=r"net.0.weight has shape \(16, 4\), its config makes \(1000000000000, 4\)"
+    ):
+        ReinforceAgent.load(tmp_path / "model.pt")

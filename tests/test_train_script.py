@@ -196,6 +196,8 @@ BAD_INPUT = [
     (["--env", "Blackjack-v1"], "unsupported observation space Tuple"),
     (["--learning-rate", "0"], "learning_rate must be > 0"),
     (["--learning-rate", "-0.1"], "learning_rate must be > 0"),
+    (["--learning-rate", "inf"], "learning_rate must be > 0 and finite, got inf"),
+    (["--entropy-coef", "inf"], "entropy_coef must be >= 0 and finite, got inf"),
     (["--gamma", "1.01"], "gamma must be in [0, 1]"),
     (["--gamma", "-0.5"], "gamma must be in [0, 1]"),
     (["--episodes-per-update", "0"], "episodes_per_update must be >= 1"),
@@ -214,6 +216,7 @@ BAD_INPUT = [
     (["--watch", "{root}/garbage.pt"], "not a readable checkpoint"),
     (["--watch", "{root}/empty_dir"], "no checkpoint at"),
     (["--watch", "{root}/acrobot_model.pt", "--env", "CartPole-v1"], "other spaces than CartPole-v1's"),
+    (["--watch", "{root}/nan_model.pt"], "non-finite values in policy.net.0.weight"),
     (["--resume", "{root}/missing_run"], "not a run folder"),
     (["--resume", "{root}/empty_dir"], "not a run folder"),
     (["--resume", "{root}/old_run"], "made by an older version: start a new run"),
@@ -266,6 +269,14 @@ def test_non_finite_updates_are_skipped_and_the_run_stops_with_its_last_good_sta
     fresh = ReinforceAgent(NanRewardEnv.observation_space, NanRewardEnv.action_space, seed=1)
     for key, value in fresh.policy.state_dict().items():
         assert torch.equal(state["agent"]["policy"][key], value), key  # the weights never moved
+
+
+def test_a_learning_rate_too_large_for_float32_steps_skips_updates_instead_of_crashing(tmp_path, capsys):
+    """Adam's first step at 1e38 is 1e39, beyond float32: torch refuses it, and the update is undone."""
+    args = ["--learning-rate", "1e38", "--max-nonfinite-updates", "2", "--logdir", str(tmp_path), *FAST]
+    assert train.main(args) == 1
+    err = capsys.readouterr().err
+    assert "2 updates in a row had a non-finite loss, gradient or step" in err and "Traceback" not in err
 
 
 def test_a_short_inverted_pendulum_run_improves(tmp_path):

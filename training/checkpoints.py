@@ -88,7 +88,7 @@ def load_agent(target: Path) -> tuple[ReinforceAgent, Path]:
     and the file it came from."""
     if target.is_dir():
         target = target / MODEL if (target / MODEL).is_file() else target / CHECKPOINT
-    state = load_safely(target)
+    state = load_safely(target, "a model.pt or a run folder")
     if isinstance(state, dict) and state.get("format") in (RUN_FORMAT, "reinforce-run/1"):  # a run's: its agent
         state = state.get("agent")
     try:

@@ -46,7 +46,7 @@ class Config(AgentConfig):
         20, "write the run's checkpoint.pt every this many updates (and at the end)", experiment=False
     )
     max_nonfinite_updates: int = setting(
-        10, "stop after this many updates in a row with a non-finite loss", experiment=False
+        10, "stop after this many updates in a row with a non-finite loss, gradient or step", experiment=False
     )
 
     def __post_init__(self) -> None:

@@ -46,7 +46,7 @@ class Update:
 
     @property
     def skipped(self) -> bool:
-        """Whether a gradient step was skipped as not finite (the same on every worker)."""
+        """Whether a change was skipped or undone as not finite (the same on every worker)."""
         return self.stats["skipped_steps"] > 0
 
 
@@ -81,7 +81,9 @@ class Trainer:
         config, state, workers = self.config, self.state, self.workers
         started = time.perf_counter()
         seed, sampling = update_seeds(config.seed, state.updates, workers.rank, workers.size)
-        act = self.agent.sample if sampling is None else functools.partial(self.agent.sample, rng=sampling)
+        # unchecked: it runs at every step, on observations of environments made for the agent's spaces
+        sample = self.agent.sample_unchecked
+        act = sample if sampling is None else functools.partial(sample, rng=sampling)
         rollout = collect_episodes(self.env, act, self.quotas, seed=seed)
         stats = self.agent.update(rollout.batch, distributed=workers.size > 1)
         state.train_seconds += time.perf_counter() - started

@@ -1,0 +1,86 @@
+"""The update's guard against non-finite weights: a change to the networks (an optimizer step, a refresh of
+the input statistics) is applied, and undone if it leaves a NaN or an infinity in a parameter, a buffer or
+an optimizer's state.
+
+A finite loss and gradient do not make a finite step: a large enough learning rate, or observations near
+float32's limit folded into the first layer by the input normaliser, overflow all the same. The networks
+are tiny, so copying them before each change costs little next to the forward and backward passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def _tensors(modules: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> Iterator[torch.Tensor]:
+    """Every parameter and buffer of ``modules`` and every tensor of the ``optimizers``' states."""
+    for module in modules:
+        yield from module.parameters()
+        yield from module.buffers()
+    for optimizer in optimizers:
+        for state in optimizer.state.values():
+            yield from (value for value in state.values() if isinstance(value, torch.Tensor))
+
+
+def _copy(state: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer's state for one parameter, its tensors cloned."""
+    return {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in state.items()}
+
+
+class Snapshot:
+    """Copies of the parameters and buffers of ``modules`` and of the ``optimizers``' states, to put back."""
+
+    def __init__(self, modules: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        self.tensors = [(t, t.detach().clone()) for m in modules for t in (*m.parameters(), *m.buffers())]
+        self.states = [(opt, {p: _copy(state) for p, state in opt.state.items()}) for opt in optimizers]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put every copied value back, and drop optimizer states created since."""
+        for tensor, saved in self.tensors:
+            tensor.copy_(saved)  # in place: counted by the policy's version, so the numpy copy follows
+        for optimizer, states in self.states:
+            optimizer.state.clear()  # a first step creates the states: none must remain
+            optimizer.state.update(states)
+
+
+def apply_or_undo(
+    change: Callable[[], None], modules: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer] = ()
+) -> bool:
+    """Run ``change``; if it leaves a non-finite value in ``modules`` or the ``optimizers``' states, put them
+    back as they were. Returns whether the change was kept. Processes that share an update hold the same
+    values, so they all make the same decision without communicating.
+
+    :param change: changes the modules' tensors and the optimizers' states in place.
+    :param modules: the networks it may change.
+    :param optimizers: the optimizers whose states it may change.
+    """
+    snapshot = Snapshot(modules, optimizers)
+    try:
+        change()
+    except RuntimeError as error:
+        # Adam turns lr / (1 - beta1^t) into a float32 step size, and refuses one beyond float32's range with
+        # this error, half-way through its parameters: that is an overflow like any other
+        if "without overflow" not in str(error):
+            raise
+        snapshot.restore()
+        return False
+    if all(bool(torch.isfinite(t).all()) for t in _tensors(modules, optimizers)):
+        return True
+    snapshot.restore()
+    return False
+
+
+def step_or_undo(modules: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> bool:
+    """Step every optimizer, all undone if that leaves a non-finite value (see ``apply_or_undo``); returns
+    whether the steps were kept."""
+
+    def step() -> None:
+        for optimizer in optimizers:
+            optimizer.step()
+
+    return apply_or_undo(step, modules, optimizers)
