@@ -10,14 +10,17 @@ python train.py --env InvertedPendulum-v5 --learning-rate 0.01   # continuous ac
 python train.py --help                   # every setting, with its default
 torchrun --standalone --nproc_per_node=2 train.py   # one run over 2 worker processes
 
-Exit status: 0 trained (solved or out of budget), 1 stopped after too many non-finite updates in a row,
-2 bad input (one line on stderr, nothing written), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM)
-with a checkpoint to resume from.
+Exit status: 0 trained (solved or out of budget; a GIF that cannot be recorded is only a warning),
+1 stopped after too many non-finite updates in a row, 2 bad input (one line on stderr, nothing written),
+3 a file of the run could not be written (a full disk, permissions: one line names it; what was written
+before stays intact), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM): during training with a
+checkpoint to resume from, after it (evaluating, recording, watching) at once.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -26,9 +29,23 @@ import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from agents.checkpoint import write_atomically
 from envs import play, record_gif, run_heuristic
 from training import Config, Evaluator, StopSignals, Trainer, Workers, make_config, parse_args, solves, target_return
-from training.checkpoints import CHECKPOINT, CONFIG, MODEL, load_agent, new_run_dir, read_run, restore_run, save_run
+from training.checkpoints import (
+    CHECKPOINT,
+    CONFIG,
+    GIF,
+    MODEL,
+    SUMMARY,
+    load_agent,
+    lock_run,
+    new_run_dir,
+    read_run,
+    restore_run,
+    save_run,
+    write_json,
+)
 from training.logs import (
     describe_returns,
     log_config,
@@ -39,8 +56,9 @@ from training.logs import (
     run_summary,
 )
 from training.seeding import VIDEO, derive_seed
+from training.trainer import Interrupted, InterruptingSignals
 
-EXIT_NONFINITE = 1
+EXIT_NONFINITE, EXIT_WRITE_FAILED = 1, 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,18 +71,19 @@ def main(argv: list[str] | None = None) -> int:
 def train(argv: list[str] | None, workers: Workers) -> int:
     """One run, from the command line to its results; returns the exit status."""
     # ---- set-up: every check that can fail on bad input, on every worker, before anything is written
-    error = run_dir = None
+    error = run_dir = lock = None
     try:
         flags, mode = parse_args(argv, __doc__)
         if (mode.watch or mode.heuristic) and workers.size > 1:
             raise ValueError("--watch and --heuristic run in one process: start them with python train.py")
-        if mode.watch:
-            watch(make_config(flags, mode.preset), mode.watch)
-            return 0
-        if mode.heuristic:
-            config = make_config(flags, mode.preset)
-            returns = run_heuristic(config.env, config.eval_episodes, config.max_episode_steps, config.seed)
-            print(describe_returns(returns))
+        if mode.watch or mode.heuristic:
+            with InterruptingSignals():
+                if mode.watch:
+                    watch(make_config(flags, mode.preset), mode.watch)
+                else:
+                    config = make_config(flags, mode.preset)
+                    returns = run_heuristic(config.env, config.eval_episodes, config.max_episode_steps, config.seed)
+                    print(f"{len(returns)} episodes: {describe_returns(returns)}")
             return 0
         checkpoint = read_run(Path(mode.resume)) if mode.resume else None
         config = make_config(flags, mode.preset, checkpoint["config"] if checkpoint else None)
@@ -75,13 +94,18 @@ def train(argv: list[str] | None, workers: Workers) -> int:
         if checkpoint:
             run_dir = Path(mode.resume)
             restore_run(run_dir, checkpoint, trainer, evaluator)
+            lock = lock_run(run_dir) if workers.main else None  # one process per run folder, before it writes
     except (ValueError, OSError) as problem:
         error = str(problem)
+    except Interrupted as interrupted:
+        print(f"train.py: {interrupted}: stopped", file=sys.stderr)
+        return 128 + interrupted.signum
     if not agreed(error, workers):
         return 2
     try:  # only now, once every worker is ready, does the run write anything
         if run_dir is None and workers.main:
             run_dir = new_run_dir(config)
+            lock = lock_run(run_dir)
     except ValueError as problem:
         error = str(problem)
     if not agreed(error, workers):
@@ -134,16 +158,25 @@ def train(argv: list[str] | None, workers: Workers) -> int:
         # ---- the end: trained (save, evaluate, summarise), or stopped early (say how to go on)
         if stop in (None, 0):
             if main:
-                finish(writer, trainer, evaluator, target, run_dir)
+                with InterruptingSignals():
+                    finish(writer, trainer, evaluator, target, run_dir)
             return 0
         if main:
             writer.close()
             stopped(stop, trainer, run_dir)
         return stop
-    except KeyboardInterrupt:  # after training, while evaluating or recording: the checkpoint is written
+    except (Interrupted, KeyboardInterrupt) as interrupted:  # after training: its checkpoint is written
         if main:
-            print(f"train.py: interrupted; the run's checkpoint is in {run_dir}", file=sys.stderr)
-        return 130
+            name = str(interrupted) if isinstance(interrupted, Interrupted) else "SIGINT"
+            print(f"train.py: {name} after training; its checkpoint is in {run_dir}", file=sys.stderr)
+        return 128 + getattr(interrupted, "signum", signal.SIGINT)
+    except OSError as problem:  # a full disk or lost permissions: what was written before is intact
+        if main:
+            print(f"train.py: error: cannot write in {run_dir}: {problem.strerror or problem}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
+    finally:
+        if lock is not None:  # held to here: the run folder is this process's until its results are written
+            lock.close()
 
 
 def agreed(error: str | None, workers: Workers) -> bool:
@@ -176,7 +209,7 @@ def stopped(status: int, trainer: Trainer, run_dir: Path) -> None:
     else:
         print(
             f"train.py: {signal.Signals(status - 128).name}: stopped after update {state.updates}, saved "
-            f"{checkpoint}; resume with: {trainer.workers.launcher} train.py --resume {run_dir}",
+            f"{checkpoint}; resume with: {trainer.workers.launcher} train.py --resume {shlex.quote(str(run_dir))}",
             file=sys.stderr,
         )
 
@@ -188,12 +221,21 @@ def finish(writer: SummaryWriter, trainer: Trainer, evaluator: Evaluator, target
     greedy, sampled = evaluator(agent), evaluator(agent, deterministic=False)
     record(writer, trainer, greedy, target)
     log_hparams(writer, config, {"eval/final_return_mean": float(greedy.mean())})
-    (run_dir / "summary.json").write_text(json.dumps(run_summary(trainer, target, greedy, sampled), indent=2))
+    write_json(run_dir / SUMMARY, run_summary(trainer, target, greedy, sampled))
     if config.gif:
-        seed = derive_seed(config.seed, VIDEO)
-        gif, height, width = record_gif(agent, config.env, config.max_episode_steps, seed=seed)
-        (run_dir / "episode.gif").write_bytes(gif)
-        log_gif(writer, "videos/greedy_episode", gif, height, width, state.env_steps)
+        try:
+            gif, height, width = record_gif(
+                agent, config.env, config.max_episode_steps, derive_seed(config.seed, VIDEO)
+            )
+            write_atomically(run_dir / GIF, lambda file: file.write(gif))
+            log_gif(writer, "videos/greedy_episode", gif, height, width, state.env_steps)
+        except Exception as error:  # rendering is the environment's code (OpenGL, render modes): only the GIF is lost
+            reason = (str(error).strip().splitlines() or [""])[0][:120]
+            print(
+                f"train.py: warning: no GIF ({type(error).__name__}: {reason}); the run's results are saved "
+                "(--no-gif skips recording)",
+                file=sys.stderr,
+            )
     writer.close()
     trainer.close()
     evaluator.close()
@@ -203,8 +245,8 @@ def finish(writer: SummaryWriter, trainer: Trainer, evaluator: Evaluator, target
     )
     print(f"final evaluation, {len(greedy)} episodes: greedy {describe_returns(greedy)}")
     print(f"                                      sampled {describe_returns(sampled)}")
-    print(f"model:       {run_dir / MODEL}")
-    print(f"TensorBoard: tensorboard --logdir {config.logdir}   (this run: {run_dir})")
+    print(f"model:       {shlex.quote(str(run_dir / MODEL))}")
+    print(f"TensorBoard: tensorboard --logdir {shlex.quote(config.logdir)}   (this run: {shlex.quote(str(run_dir))})")
 
 
 def watch(config: Config, target: str) -> None:

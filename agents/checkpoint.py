@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -16,20 +16,37 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable or does not fit what it is loaded for."""
 
 
-def save_atomically(state: dict[str, Any], path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, flushed and synced, then renamed over
-    ``path``: a crash at any point leaves either the old file or the new one, never half of one."""
+TEMPORARY_SUFFIX = ".tmp"  # of the hidden files written before their rename: ``.<name>.<random>.tmp``
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """``write`` into a temporary file in the same folder, flushed and synced, then renamed over ``path``:
+    a crash at any point leaves either the old file or the new one, never half of one; a failure (a full
+    disk) removes the temporary file. Only a ``kill -9`` mid-write can leave one behind (see
+    ``remove_temporary_files``)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as file:
-            torch.save(state, file)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_temporary_files(folder: str | os.PathLike, name: str) -> None:
+    """Remove the temporary files an interrupted ``write_atomically`` of ``folder/name`` left behind
+    (only safe while no other process writes that file)."""
+    for leftover in Path(folder).glob(f".{name}.*{TEMPORARY_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
+
+
+def save_atomically(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """``torch.save`` through ``write_atomically``."""
+    write_atomically(path, lambda file: torch.save(state, file))
 
 
 def load_safely(path: str | os.PathLike, expected: str = "a checkpoint file") -> Any:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
@@ -50,3 +51,23 @@ def only_run(logdir):
 def snapshot(folder: Path) -> dict:
     """Every file below ``folder`` with its bytes, to show that nothing was written."""
     return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+class FiveStepEnv(gym.Env):
+    """A user's environment in miniature: five steps per episode, random observations, reward = action,
+    no rendering at all."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reward(self, action) -> float:
+        return float(action)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.observation_space.sample(), self.reward(action), self.t >= 5, False, {}

@@ -4,10 +4,9 @@ non-finite updates, evaluation that never changes training."""
 import json
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch
-from builders import FAST, only_run, run_cli, snapshot
+from builders import FAST, FiveStepEnv, only_run, run_cli, snapshot
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -240,20 +239,11 @@ def test_bad_input_gives_one_line_status_2_and_writes_nothing(saved_run, tmp_pat
     assert snapshot(root) == before
 
 
-class NanRewardEnv(gym.Env):
-    """Five steps per episode, every reward NaN."""
+class NanRewardEnv(FiveStepEnv):
+    """Every reward NaN."""
 
-    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
-    action_space = gym.spaces.Discrete(2)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return self.observation_space.sample(), {}
-
-    def step(self, action):
-        self.t += 1
-        return self.observation_space.sample(), float("nan"), self.t >= 5, False, {}
+    def reward(self, action) -> float:
+        return float("nan")
 
 
 def test_non_finite_updates_are_skipped_and_the_run_stops_with_its_last_good_state(tmp_path, capsys):

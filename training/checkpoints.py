@@ -4,19 +4,27 @@ agent to load from a model file or a run."""
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from agents import CheckpointError, ReinforceAgent
-from agents.checkpoint import load_safely, save_atomically
+from agents.checkpoint import load_safely, remove_temporary_files, save_atomically, write_atomically
 from training.evaluation import Evaluator
 from training.settings import Config
 from training.trainer import RunState, Trainer
 from training.workers import Workers
 
-CHECKPOINT, MODEL, CONFIG = "checkpoint.pt", "model.pt", "config.json"
+try:
+    import fcntl
+except ImportError:  # not on Windows: run folders are not locked there
+    fcntl = None
+
+CHECKPOINT, MODEL, CONFIG, SUMMARY, GIF = "checkpoint.pt", "model.pt", "config.json", "summary.json", "episode.gif"
+LOCK = ".lock"  # held by the process that writes the run (see ``lock_run``)
 RUN_FORMAT = "reinforce-run/2"  # 2: the flat settings inside the checkpoint
 
 
@@ -31,8 +39,46 @@ def new_run_dir(config: Config) -> Path:
         run_dir.mkdir()
     except OSError as error:
         raise ValueError(f"cannot create a run folder under --logdir {root}: {error.strerror or error}") from None
-    (run_dir / CONFIG).write_text(json.dumps(asdict(config), indent=2))
+    try:
+        write_json(run_dir / CONFIG, asdict(config))
+    except OSError as error:  # a full disk: leave no empty run folder behind
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise ValueError(f"cannot write in a run folder under --logdir {root}: {error.strerror or error}") from None
     return run_dir
+
+
+def lock_run(run_dir: Path) -> IO[str] | None:
+    """Hold the run folder for this process until it ends (the lock goes with the process, however it
+    ends): a second ``train.py`` on the same folder is refused instead of writing it too."""
+    if fcntl is None:
+        return None
+    try:
+        handle = open(run_dir / LOCK, "a")  # noqa: SIM115 (kept open: it holds the lock for the run)
+    except OSError as error:
+        raise ValueError(f"cannot write in the run folder {run_dir}: {error.strerror or error}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ValueError(f"{run_dir} is in use by another train.py: wait for it to end") from None
+    remove_temporary_files(run_dir, CHECKPOINT)  # what a killed writer of this folder left behind
+    return handle
+
+
+def write_json(path: Path, data: Any) -> None:
+    """``data`` as JSON, atomically; non-finite numbers as ``null`` (bare NaN is not JSON)."""
+    text = json.dumps(_finite_or_none(data), indent=2, allow_nan=False)
+    write_atomically(path, lambda file: file.write(text.encode()))
+
+
+def _finite_or_none(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: _finite_or_none(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite_or_none(value) for value in data]
+    return data
 
 
 def save_run(run_dir: Path, trainer: Trainer, evaluator: Evaluator) -> None:

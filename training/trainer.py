@@ -101,7 +101,22 @@ class Trainer:
         self.env.close()
 
 
-class StopSignals:
+class _Signals:
+    """SIGINT and SIGTERM handled by ``_handle`` while active, as they were before afterwards."""
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> _Signals:
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class StopSignals(_Signals):
     """While active, a first SIGINT or SIGTERM only asks the loop to stop after the current update
     (``received``); a second one exits at once (checkpoints are written atomically, so the last one
     stays intact)."""
@@ -114,10 +129,19 @@ class StopSignals:
             os._exit(128 + signum)
         self.received = signum
 
-    def __enter__(self) -> StopSignals:
-        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
 
-    def __exit__(self, *exc_info: Any) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+class Interrupted(BaseException):
+    """A SIGINT or SIGTERM under ``InterruptingSignals`` (a BaseException, like KeyboardInterrupt, so that
+    no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class InterruptingSignals(_Signals):
+    """While active, a SIGINT or SIGTERM abandons the work at once by raising ``Interrupted``: for what
+    has nothing to save half-way (evaluating, recording, watching)."""
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        raise Interrupted(signum)

@@ -1,0 +1,128 @@
+"""What a run does when something fails or stops it after training has begun: a signal while it finishes
+or while watching, a file it cannot write, a GIF it cannot record, a second process on its folder, the
+temporary files a killed writer left. Each keeps the results already made and says so in one line."""
+
+import json
+import math
+import os
+import shutil
+import signal
+
+import gymnasium as gym
+import pytest
+from builders import FiveStepEnv, only_run, run_cli
+
+import train
+from training.checkpoints import lock_run, write_json
+
+SHORT = ["--max-updates", "2", "--eval-episodes", "5"]  # a run that trains and finishes in a second or two
+
+
+def lines(text):
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_a_gif_that_cannot_be_recorded_is_one_warning_and_the_results_are_saved(tmp_path, capsys):
+    gym.register(id="NoRender-v0", entry_point=FiveStepEnv)  # it cannot render
+    args = ["--env", "NoRender-v0", "--num-envs", "2", "--episodes-per-update", "2", *SHORT]
+    assert train.main([*args, "--logdir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert len(lines(err)) == 1 and "warning: no GIF" in err and "--no-gif" in err
+    run = only_run(tmp_path)
+    assert (run / "model.pt").is_file() and json.loads((run / "summary.json").read_text())["updates"] == 2
+    assert not (run / "episode.gif").exists()
+
+
+def test_a_signal_while_finishing_stops_at_once_with_one_line_and_keeps_what_was_written(tmp_path, capsys, monkeypatch):
+    def killed_while_recording(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("the signal should have interrupted the recording")
+
+    monkeypatch.setattr(train, "record_gif", killed_while_recording)
+    assert train.main([*SHORT, "--logdir", str(tmp_path)]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert len(lines(err)) == 1 and "SIGTERM after training" in err
+    run = only_run(tmp_path)
+    assert (run / "checkpoint.pt").is_file() and (run / "model.pt").is_file() and (run / "summary.json").is_file()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
+
+
+def test_ctrl_c_while_watching_is_one_line(saved_run, capsys, monkeypatch):
+    _, run, _ = saved_run
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        raise AssertionError("the signal should have interrupted watching")
+
+    monkeypatch.setattr(train, "play", interrupted)
+    assert train.main(["--watch", str(run)]) == 128 + signal.SIGINT
+    err = capsys.readouterr().err
+    assert lines(err) == ["train.py: SIGINT: stopped"]
+
+
+def test_a_results_file_that_cannot_be_written_is_one_line_and_the_model_stays(tmp_path, capsys, monkeypatch):
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train, "write_json", disk_full)
+    assert train.main([*SHORT, "--no-gif", "--logdir", str(tmp_path)]) == train.EXIT_WRITE_FAILED
+    err = capsys.readouterr().err
+    assert len(lines(err)) == 1 and "No space left on device" in err
+    run = only_run(tmp_path)
+    assert (run / "model.pt").is_file() and (run / "checkpoint.pt").is_file()
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_a_run_folder_that_cannot_be_written_is_removed(tmp_path, capsys, monkeypatch):
+    import training.checkpoints
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(training.checkpoints, "write_json", disk_full)
+    assert train.main([*SHORT, "--logdir", str(tmp_path / "runs")]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_json_results_hold_no_bare_nan(tmp_path):
+    write_json(tmp_path / "summary.json", {"mean": math.nan, "values": [math.inf, 1.5], "steps": 3})
+    text = (tmp_path / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"mean": None, "values": [None, 1.5], "steps": 3}
+
+
+def test_one_run_folder_is_used_by_one_process_at_a_time(saved_run, tmp_path):
+    _, run, _ = saved_run
+    copy = shutil.copytree(run, tmp_path / "run")
+    held = lock_run(copy)  # as a run in progress holds it
+    before = sorted(p.name for p in copy.iterdir())
+    result = run_cli("--resume", str(copy), "--max-updates", "3", cwd=tmp_path)
+    assert result.returncode == 2 and "is in use by another train.py" in result.stderr
+    assert len(lines(result.stderr)) == 1 and sorted(p.name for p in copy.iterdir()) == before
+    held.close()
+    result = run_cli("--resume", str(copy), "--max-updates", "3", "--no-gif", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_resume_removes_the_temporary_files_a_killed_writer_left(saved_run, tmp_path):
+    _, run, _ = saved_run
+    copy = shutil.copytree(run, tmp_path / "run")
+    (copy / ".checkpoint.pt.k9x2.tmp").write_bytes(b"half a checkpoint")
+    result = run_cli("--resume", str(copy), "--max-updates", "3", "--no-gif", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not list(copy.glob(".*.tmp"))
+
+
+def test_printed_commands_quote_paths_with_spaces(tmp_path, capsys):
+    logdir = tmp_path / "my runs"
+    assert train.main([*SHORT, "--no-gif", "--logdir", str(logdir)]) == 0
+    out = capsys.readouterr().out
+    assert f"--logdir '{logdir}'" in out
+
+
+@pytest.mark.parametrize("flag", ["--watch", "--heuristic"])
+def test_one_process_modes_put_the_signal_handlers_back(saved_run, flag):
+    _, run, _ = saved_run
+    assert train.main([flag, str(run)] if flag == "--watch" else [flag, "--eval-episodes", "2"]) == 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
