@@ -6,7 +6,8 @@ python train.py --preset seed            # the seed notebook's settings
 python train.py --heuristic              # the notebook's hard-coded CartPole policy
 python train.py --watch runs/<run>       # play a trained agent
 python train.py --resume runs/<run>      # continue a stopped run in its folder
-python train.py --env InvertedPendulum-v5 --learning-rate 0.01   # continuous actions
+python train.py --preset textbook        # plain REINFORCE (the robustness defaults off)
+python train.py --env InvertedPendulum-v5   # continuous actions
 python train.py --help                   # every setting, with its default
 torchrun --standalone --nproc_per_node=2 train.py   # one run over 2 worker processes
 
