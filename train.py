@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -103,22 +105,26 @@ def train(argv: list[str] | None, workers: Workers) -> int:
         return 128 + interrupted.signum
     if not agreed(error, workers):
         return 2
+    state, agent, main = trainer.state, trainer.agent, workers.main
+    resumed, writer = checkpoint is not None, None
     try:  # only now, once every worker is ready, does the run write anything
-        if run_dir is None and workers.main:
+        if main and not resumed:
             run_dir = new_run_dir(config)
             lock = lock_run(run_dir)
+        if main:  # on resume, drop whatever the interrupted run logged after its checkpoint
+            writer = SummaryWriter(run_dir, purge_step=state.env_steps + 1 if resumed else None)
+        if main and not resumed:
+            log_config(writer, config)
     except ValueError as problem:
         error = str(problem)
+    except OSError as problem:  # a full disk: a new run leaves no folder behind
+        error = f"cannot write in {run_dir}: {problem.strerror or problem}"
+        if not resumed:
+            shutil.rmtree(run_dir, ignore_errors=True)
     if not agreed(error, workers):
         return 2
 
     # ---- the training loop: collect, update, log, evaluate, checkpoint, stop
-    state, agent, main = trainer.state, trainer.agent, workers.main
-    resumed = state.updates > 0
-    # on resume, drop whatever the interrupted run logged after its checkpoint
-    writer = SummaryWriter(run_dir, purge_step=state.env_steps + 1 if resumed else None) if main else None
-    if main and not resumed:
-        log_config(writer, config)
     bar = tqdm(
         total=config.total_env_steps,
         initial=state.env_steps,
@@ -173,7 +179,11 @@ def train(argv: list[str] | None, workers: Workers) -> int:
         return 128 + getattr(interrupted, "signum", signal.SIGINT)
     except OSError as problem:  # a full disk or lost permissions: what was written before is intact
         if main:
-            print(f"train.py: error: cannot write in {run_dir}: {problem.strerror or problem}", file=sys.stderr)
+            kept = "no checkpoint"
+            if (run_dir / CHECKPOINT).is_file():
+                kept = f"its last checkpoint is intact: {resume_command(trainer, run_dir)}"
+            reason = problem.strerror or problem
+            print(f"train.py: error: cannot write in {run_dir}: {reason} ({kept})", file=sys.stderr)
         return EXIT_WRITE_FAILED
     finally:
         if lock is not None:  # held to here: the run folder is this process's until its results are written
@@ -198,6 +208,11 @@ def record(writer: SummaryWriter, trainer: Trainer, greedy: np.ndarray, target: 
     return False
 
 
+def resume_command(trainer: Trainer, run_dir: Path) -> str:
+    """The command that continues this run (under torchrun with as many workers)."""
+    return f"{trainer.workers.launcher} train.py --resume {shlex.quote(str(run_dir))}"
+
+
 def stopped(status: int, trainer: Trainer, run_dir: Path) -> None:
     """Say why training stopped early and what its checkpoint is for."""
     checkpoint, state = run_dir / CHECKPOINT, trainer.state
@@ -210,7 +225,7 @@ def stopped(status: int, trainer: Trainer, run_dir: Path) -> None:
     else:
         print(
             f"train.py: {signal.Signals(status - 128).name}: stopped after update {state.updates}, saved "
-            f"{checkpoint}; resume with: {trainer.workers.launcher} train.py --resume {shlex.quote(str(run_dir))}",
+            f"{checkpoint}; resume with: {resume_command(trainer, run_dir)}",
             file=sys.stderr,
         )
 
@@ -259,5 +274,14 @@ def watch(config: Config, target: str) -> None:
     play(agent, config.env, config.max_episode_steps, config.watch_episodes, config.seed, path.parent)
 
 
+def thread_failed(args: threading.ExceptHookArgs) -> None:
+    """TensorBoard writes its event file from a thread. A full disk there ends that thread, and the main
+    thread meets the same error at its next write, where it is reported in one line (exit status 3):
+    the thread's own traceback would only repeat it."""
+    if not issubclass(args.exc_type, OSError):
+        threading.__excepthook__(args)
+
+
 if __name__ == "__main__":
+    threading.excepthook = thread_failed
     sys.exit(main())

@@ -17,6 +17,8 @@ class CheckpointError(ValueError):
 
 
 TEMPORARY_SUFFIX = ".tmp"  # of the hidden files written before their rename: ``.<name>.<random>.tmp``
+_UMASK = os.umask(0o022)  # read once, at import (os.umask can only read by setting), and put back
+os.umask(_UMASK)
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
@@ -27,6 +29,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None])
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as a plain open() would make it: mkstemp's files are private
         with os.fdopen(fd, "wb") as file:
             write(file)
             file.flush()

@@ -126,3 +126,21 @@ def test_one_process_modes_put_the_signal_handlers_back(saved_run, flag):
     _, run, _ = saved_run
     assert train.main([flag, str(run)] if flag == "--watch" else [flag, "--eval-episodes", "2"]) == 0
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_tensorboard_log_that_cannot_be_created_leaves_no_run_folder(tmp_path, capsys, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train, "SummaryWriter", disk_full)
+    assert train.main([*SHORT, "--logdir", str(tmp_path / "runs")]) == 2
+    err = lines(capsys.readouterr().err)
+    assert len(err) == 1 and "cannot write in" in err[0] and "No space left on device" in err[0]
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_results_are_readable_as_a_plain_write_would_make_them(tmp_path):
+    write_json(tmp_path / "summary.json", {"steps": 3})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0o600
