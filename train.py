@@ -54,6 +54,7 @@ from training.logs import (
     log_config,
     log_evaluation,
     log_gif,
+    log_histograms,
     log_hparams,
     log_update,
     run_summary,
@@ -149,8 +150,9 @@ def train(argv: list[str] | None, workers: Workers) -> int:
                     if evaluator.due(state.env_steps):
                         greedy = evaluator(agent)
                         if record(writer, trainer, greedy, target):
-                            bar.write(f"solved at {state.env_steps} env steps: greedy mean {greedy.mean():.1f}")
                             stop = 0 if config.stop_when_solved else None
+                            if stop is None:  # else the end says it, once
+                                bar.write(f"solved at {state.env_steps} env steps: greedy mean {greedy.mean():.1f}")
                     if stop is None and state.skipped_in_a_row >= config.max_nonfinite_updates:
                         stop = EXIT_NONFINITE
                     elif stop is None and state.updates % config.checkpoint_every == 0:
@@ -160,6 +162,7 @@ def train(argv: list[str] | None, workers: Workers) -> int:
                 stop = workers.first(stop)
             if main:
                 save_run(run_dir, trainer, evaluator)
+        bar.total = bar.n  # stopped before the budget: end the bar where training ended, with no ETA
         bar.close()
 
         # ---- the end: trained (save, evaluate, summarise), or stopped early (say how to go on)
@@ -236,7 +239,8 @@ def finish(writer: SummaryWriter, trainer: Trainer, evaluator: Evaluator, target
     agent.save(run_dir / MODEL)
     greedy, sampled = evaluator(agent), evaluator(agent, deterministic=False)
     record(writer, trainer, greedy, target)
-    log_hparams(writer, config, {"eval/final_return_mean": float(greedy.mean())})
+    log_hparams(writer, config, {"eval/final_return_mean": float(greedy.mean())}, state.env_steps)
+    log_histograms(writer, trainer, last=True)
     write_json(run_dir / SUMMARY, run_summary(trainer, target, greedy, sampled))
     if config.gif:
         try:
@@ -255,10 +259,13 @@ def finish(writer: SummaryWriter, trainer: Trainer, evaluator: Evaluator, target
     writer.close()
     trainer.close()
     evaluator.close()
-    solved = "solved" if state.solved_at is not None else "not solved"
-    print(
-        f"{solved} after {state.env_steps} env steps, {state.updates} updates, {state.train_seconds:.2f} s of training"
-    )
+    trained = f"{state.updates} updates, {state.train_seconds:.2f} s of training"
+    if state.solved_at is None:
+        print(f"not solved after {state.env_steps} env steps, {trained}")
+    elif state.solved_at == state.env_steps:
+        print(f"solved at {state.env_steps} env steps, {trained}")
+    else:
+        print(f"solved at {state.solved_at} env steps; trained to {state.env_steps} env steps, {trained}")
     print(f"final evaluation, {len(greedy)} episodes: greedy {describe_returns(greedy)}")
     print(f"                                      sampled {describe_returns(sampled)}")
     print(f"model:       {shlex.quote(str(run_dir / MODEL))}")

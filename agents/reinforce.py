@@ -191,20 +191,25 @@ class Policy(nn.Module):
         self.normalizer.update(batch, [self.net[0], *preserve])
 
 
+ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
+
+
 def discounted_returns(
-    rewards: torch.Tensor, gamma: float, ends: torch.Tensor | None = None, tails: torch.Tensor | None = None
+    rewards: ArrayLike, gamma: float, ends: ArrayLike | None = None, tails: ArrayLike | None = None
 ) -> torch.Tensor:
     """Reward-to-go ``G_t = r_t + gamma * G_{t+1}``, restarted after every step flagged in ``ends``.
 
-    ``rewards`` is ``(T,)`` for one episode or ``(T, N)`` for N time-major streams; ``ends`` (same
-    shape, bool) marks the last step of each episode, terminated or truncated alike. Without ``tails``
-    what follows an end is worth nothing: a Monte-Carlo return treats a truncated episode as complete.
-    ``tails`` (same shape) gives the value of what follows each end instead (a bootstrap for a
-    truncated episode, 0 for a terminated one). Without ``ends`` each column is one episode.
+    ``rewards`` is ``(T,)`` for one episode or ``(T, N)`` for N time-major streams (a tensor, an array
+    or a list); ``ends`` (same shape, bool) marks the last step of each episode, terminated or truncated
+    alike. Without ``tails`` what follows an end is worth nothing: a Monte-Carlo return treats a
+    truncated episode as complete. ``tails`` (same shape) gives the value of what follows each end
+    instead (a bootstrap for a truncated episode, 0 for a terminated one). Without ``ends`` each column
+    is one episode. The returns are a float tensor (of ``rewards``' float type when it has one).
     """
+    rewards = torch.as_tensor(np.asarray(rewards) if isinstance(rewards, Sequence) else rewards)
     r = rewards.detach().cpu().numpy().astype(np.float64)
-    done = np.zeros_like(r, dtype=bool) if ends is None else ends.detach().cpu().numpy()
-    tail = np.zeros_like(r) if tails is None else tails.detach().cpu().numpy().astype(np.float64)
+    done = np.zeros_like(r, dtype=bool) if ends is None else torch.as_tensor(ends).detach().cpu().numpy()
+    tail = np.zeros_like(r) if tails is None else torch.as_tensor(tails).detach().cpu().numpy().astype(np.float64)
     returns = np.empty_like(r)
     running = np.zeros(r.shape[1:])  # one per stream (r[0] would fail on an empty sequence)
     for t in range(len(r) - 1, -1, -1):

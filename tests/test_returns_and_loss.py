@@ -366,3 +366,14 @@ def test_with_the_defaults_a_truncated_constant_batch_only_raises_the_entropy():
     assert agent.advantages(truncated_constant_batch()).abs().max() < 1e-6
     assert stats["policy_loss"] == pytest.approx(-agent.config.entropy_coef * stats["entropy"], rel=1e-5)
     assert entropy_after.mean() > entropy_before.mean() + 1e-4
+
+
+def test_discounted_returns_take_lists_and_arrays_as_well_as_tensors():
+    expected = torch.tensor(slow_returns([1.0, 0.0, 2.0], 0.9), dtype=torch.float64)
+    for rewards in ([1.0, 0.0, 2.0], np.array([1.0, 0.0, 2.0]), torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64)):
+        torch.testing.assert_close(discounted_returns(rewards, 0.9).double(), expected)
+    ends = np.array([[False], [True], [True]])
+    torch.testing.assert_close(
+        discounted_returns(np.ones((3, 1)), 0.5, ends, np.full((3, 1), 4.0)).double().flatten(),
+        torch.tensor([1 + 0.5 * (1 + 0.5 * 4), 1 + 0.5 * 4, 1 + 0.5 * 4], dtype=torch.float64),
+    )

@@ -41,7 +41,16 @@ def log_update(writer: SummaryWriter, trainer: Trainer, update: Update) -> None:
     writer.add_scalar("losses/skipped_updates", state.skipped_updates, step)
     writer.add_scalar("charts/learning_rate", trainer.agent.optimizer.param_groups[0]["lr"], step)
     writer.add_scalar("charts/SPS", step / state.train_seconds, step)
-    if state.updates % trainer.config.histogram_every == 0:
+    log_histograms(writer, trainer)
+
+
+def log_histograms(writer: SummaryWriter, trainer: Trainer, last: bool = False) -> None:
+    """The policy's parameters as histograms, after the first update, every ``histogram_every`` updates,
+    and (``last``) after the last one if it was not one of those, so that a short run has its before and
+    after."""
+    updates, step = trainer.state.updates, trainer.state.env_steps
+    due = updates == 1 or updates % trainer.config.histogram_every == 0
+    if due != last:
         for name, parameter in trainer.agent.policy.named_parameters():
             writer.add_histogram(f"params/{name}", parameter, step)
 
@@ -51,13 +60,13 @@ def log_evaluation(writer: SummaryWriter, greedy: np.ndarray, step: int) -> None
     writer.add_scalar("eval/return_std", greedy.std(), step)
 
 
-def log_hparams(writer: SummaryWriter, config: Config, metrics: dict[str, float]) -> None:
+def log_hparams(writer: SummaryWriter, config: Config, metrics: dict[str, float], step: int) -> None:
     """The experiment's settings and its metrics into the run's own event file (``add_hparams`` would
-    write them into a separate sub-run)."""
+    write them into a separate sub-run); the metrics as scalars at ``step``, the run's last."""
     for summary in hparams(config.shown(housekeeping=False), metrics):
         writer.file_writer.add_summary(summary)
     for tag, value in metrics.items():
-        writer.add_scalar(tag, value)
+        writer.add_scalar(tag, value, step)
 
 
 def log_gif(writer: SummaryWriter, tag: str, gif: bytes, height: int, width: int, step: int) -> None:
