@@ -269,7 +269,14 @@ def finish(writer: SummaryWriter, trainer: Trainer, evaluator: Evaluator, target
     print(f"final evaluation, {len(greedy)} episodes: greedy {describe_returns(greedy)}")
     print(f"                                      sampled {describe_returns(sampled)}")
     print(f"model:       {shlex.quote(str(run_dir / MODEL))}")
-    print(f"TensorBoard: tensorboard --logdir {shlex.quote(config.logdir)}   (this run: {shlex.quote(str(run_dir))})")
+    print(f"TensorBoard: {tensorboard_command(config.logdir)}   (this run: {shlex.quote(str(run_dir))})")
+
+
+def tensorboard_command(logdir: str) -> str:
+    """A command that starts TensorBoard from where the user is: ``tensorboard`` when a new shell finds it,
+    else through this interpreter (a virtual environment's ``bin`` is on the path only once activated)."""
+    launcher = "tensorboard" if shutil.which("tensorboard") else f"{shlex.quote(sys.executable)} -m tensorboard.main"
+    return f"{launcher} --logdir {shlex.quote(logdir)}"
 
 
 def watch(config: Config, target: str) -> None:

@@ -3,6 +3,8 @@ output read from a subprocess."""
 
 import io
 import json
+import shlex
+import subprocess
 
 from builders import only_run, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -49,3 +51,16 @@ def test_the_progress_bar_ends_where_training_ended(tmp_path, monkeypatch):
     steps = json.loads((only_run(tmp_path) / "summary.json").read_text())["env_steps"]
     assert bars[0].n == bars[0].total == steps < 500_000  # solved early: not frozen part-way with an ETA
     assert bars[0].fp.getvalue().replace("\r", "\n").strip().splitlines()[-1].startswith("100%")
+
+
+def test_the_printed_tensorboard_command_runs_without_the_virtual_environment_on_the_path(tmp_path):
+    plain_path = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # a new shell: .venv/bin not on the path
+    args = ["--max-updates", "1", "--no-gif", "--eval-episodes", "2", "--logdir", "my runs"]
+    result = run_cli(*args, cwd=tmp_path, env=plain_path)
+    assert result.returncode == 0, result.stderr
+    command = next(line for line in result.stdout.splitlines() if line.startswith("TensorBoard: "))
+    command = command.removeprefix("TensorBoard: ").split("   (this run")[0]
+    assert command.endswith("--logdir 'my runs'")
+    help_command = shlex.split(command.replace("--logdir", "--help --logdir"))
+    check = subprocess.run(help_command, env=plain_path, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "usage: tensorboard" in check.stdout, check.stderr
