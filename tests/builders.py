@@ -48,5 +48,5 @@ def only_run(logdir):
 
 
 def snapshot(folder: Path) -> dict:
-    """Every file below ``folder`` with its bytes, to show that nothing was written."""
-    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file below ``folder`` with its bytes, and every folder, to show that nothing was written."""
+    return {p: p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
