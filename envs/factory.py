@@ -1,4 +1,5 @@
-"""Building Gymnasium environments, with one-line errors for what cannot be built."""
+"""Building Gymnasium environments, with one-line errors for what cannot be built: unknown ids, missing
+packages, unsupported spaces, and environments without a time limit."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from agents import check_spaces
 
 VECTORIZATIONS: tuple[str, ...] = ("auto", "vector_entry_point", "sync", "async")
+# What bounds the loops over an environment whose time limit they are not told (an environment of a user's own
+# given to collect_episodes or play_episode): longer than any of Gymnasium's own limits (Atari's 108,000 frames).
+LONGEST_EPISODE = 1_000_000
 
 
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
@@ -23,6 +27,16 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
         raise ValueError(f"unknown environment id {env_id!r}: {hint}") from None
 
 
+def time_limit(env_id: str, max_episode_steps: int | None = None) -> int:
+    """The most steps an episode of ``env_id`` lasts: ``max_episode_steps`` if given, else the environment's own
+    time limit. An environment without one is refused with a one-line ``ValueError``: its episodes might never
+    end, and every loop over them with them (Gymnasium's CliffWalking-v1 has none)."""
+    limit = check_env_id(env_id).max_episode_steps if max_episode_steps is None else max_episode_steps
+    if limit is None:
+        raise ValueError(f"{env_id} has no time limit, so an episode may never end: give --max-episode-steps N")
+    return limit
+
+
 def _missing_dependency(env_id: str, error: Exception) -> ValueError:
     """Gymnasium's DependencyNotInstalled names the extra to install; keep only that line."""
     extra = re.search(r'pip install "?([\w.\-]+\[[\w\-,]+\])"?', str(error))
@@ -31,13 +45,18 @@ def _missing_dependency(env_id: str, error: Exception) -> ValueError:
 
 
 def make_env(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
-    """One environment (for rendering and single-environment use)."""
+    """One environment (for rendering and single-environment use), with a time limit (see ``time_limit``)."""
     check_env_id(env_id)
     try:
         env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode)
     except gym.error.DependencyNotInstalled as error:
         raise _missing_dependency(env_id, error) from None
-    check_spaces(env.observation_space, env.action_space)
+    try:
+        check_spaces(env.observation_space, env.action_space)
+        time_limit(env_id, max_episode_steps)
+    except ValueError:
+        env.close()
+        raise
     return env
 
 
@@ -54,7 +73,8 @@ def make_vector_env(
 
     :param env_id: a Gymnasium id whose spaces the agent supports.
     :param num_envs: sub-environments stepped together.
-    :param max_episode_steps: the time limit (None: the environment's own).
+    :param max_episode_steps: the time limit (None: the environment's own; an environment without one is
+        refused, see ``time_limit``).
     :param vectorization: one of ``VECTORIZATIONS``.
     """
     spec = check_env_id(env_id)
@@ -73,6 +93,7 @@ def make_vector_env(
         raise _missing_dependency(env_id, error) from None
     try:
         check_spaces(env.single_observation_space, env.single_action_space)
+        time_limit(env_id, max_episode_steps)
     except ValueError:
         env.close()
         raise

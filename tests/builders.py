@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
@@ -50,3 +51,17 @@ def only_run(logdir):
 def snapshot(folder: Path) -> dict:
     """Every file below ``folder`` with its bytes, and every folder, to show that nothing was written."""
     return {p: p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
+
+
+class EndlessEnv(gym.Env):
+    """Episodes that never end (registered without a time limit, they would run forever)."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 1.0, False, False, {}

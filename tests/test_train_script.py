@@ -206,7 +206,7 @@ class NanRewardEnv(gym.Env):
 
 
 def test_non_finite_updates_are_skipped_and_the_run_stops_with_its_last_good_state(tmp_path, capsys):
-    gym.register(id="NanReward-v0", entry_point=NanRewardEnv)
+    gym.register(id="NanReward-v0", entry_point=NanRewardEnv, max_episode_steps=5)
     args = ["--env", "NanReward-v0", "--num-envs", "2", "--episodes-per-update", "2", "--logdir", str(tmp_path)]
     status = train.main([*args, "--max-nonfinite-updates", "3", *FAST])
     assert status == 1

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from agents import EpisodeBatch, ReinforceAgent
-from envs import collect_episodes, make_vector_env, split_episodes
+from envs import collect_episodes, make_vector_env, split_episodes, time_limit
 from training.seeding import update_seeds
 from training.settings import Config
 from training.workers import Workers
@@ -64,6 +64,7 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.config, self.workers = config, workers or Workers()
         self.env = make_vector_env(config.env, config.num_envs, config.max_episode_steps, config.vectorization)
+        self.episode_limit = time_limit(config.env, config.max_episode_steps)
         space = self.env.single_observation_space, self.env.single_action_space
         self.agent = ReinforceAgent(*space, config.agent_config(), seed=config.seed)
         self.state = RunState()
@@ -84,7 +85,7 @@ class Trainer:
         # unchecked: it runs at every step, on observations of environments made for the agent's spaces
         sample = self.agent.sample_unchecked
         act = sample if sampling is None else functools.partial(sample, rng=sampling)
-        rollout = collect_episodes(self.env, act, self.quotas, seed=seed)
+        rollout = collect_episodes(self.env, act, self.quotas, seed=seed, max_episode_steps=self.episode_limit)
         stats = self.agent.update(rollout.batch, distributed=workers.size > 1)
         state.train_seconds += time.perf_counter() - started
         returns, lengths = (workers.concatenate(x) for x in (rollout.episode_returns, rollout.episode_lengths))
