@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from envs import play, record_gif, run_heuristic
 from training import Config, Evaluator, StopSignals, Trainer, Workers, make_config, parse_args, solves, target_return
-from training.checkpoints import CHECKPOINT, CONFIG, MODEL, load_agent, new_run_dir, read_run, restore_run, save_run
+from training.checkpoints import CHECKPOINT, MODEL, load_agent, new_run_dir, read_run, restore_run, save_run, saved_env
 from training.logs import (
     describe_returns,
     log_config,
@@ -210,9 +210,7 @@ def finish(writer: SummaryWriter, trainer: Trainer, evaluator: Evaluator, target
 def watch(config: Config, target: str) -> None:
     """Play a saved agent in the environment it was trained on (read from its run's config.json)."""
     agent, path = load_agent(Path(target))
-    if (path.parent / CONFIG).is_file():
-        saved = json.loads((path.parent / CONFIG).read_text())
-        config.env, config.max_episode_steps = saved["env"], saved["max_episode_steps"]
+    config.env, config.max_episode_steps = saved_env(path.parent) or (config.env, config.max_episode_steps)
     play(agent, config.env, config.max_episode_steps, config.watch_episodes, config.seed, path.parent)
 
 

@@ -4,6 +4,7 @@ packages, unsupported spaces, and environments without a time limit."""
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
 import re
 
 import gymnasium as gym
@@ -37,11 +38,31 @@ def time_limit(env_id: str, max_episode_steps: int | None = None) -> int:
     return limit
 
 
-def _missing_dependency(env_id: str, error: Exception) -> ValueError:
-    """Gymnasium's DependencyNotInstalled names the extra to install; keep only that line."""
-    extra = re.search(r'pip install "?([\w.\-]+\[[\w\-,]+\])"?', str(error))
-    fix = f'pip install "{extra.group(1)}"' if extra else "install the package it needs"
-    return ValueError(f"{env_id} needs a package that is not installed: run {fix}")
+def _gymnasium_extra(module: str) -> str | None:
+    """The extra of Gymnasium's package that installs ``module`` (``jax``: ``jax``), from the package's own
+    requirements; None if none does."""
+    try:
+        requirements = importlib.metadata.requires("gymnasium") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for requirement in requirements:
+        found = re.match(r'([\w.\-]+).*extra == "([\w\-]+)"', requirement)
+        if found and found.group(1).lower().replace("_", "-") == module.lower().replace("_", "-"):
+            return found.group(2)
+    return None
+
+
+def _cannot_build(env_id: str, error: Exception) -> ValueError:
+    """One line for an environment whose construction failed on an import: what to install, where it is known."""
+    text = str(error).strip()
+    extra = re.search(r'pip install "?([\w.\-]+\[[\w\-,]+\])"?', text)  # as Gymnasium's DependencyNotInstalled says
+    if extra:
+        return ValueError(f'{env_id} needs a package that is not installed: run pip install "{extra.group(1)}"')
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        gym_extra = _gymnasium_extra(error.name.split(".")[0])
+        fix = f'run pip install "gymnasium[{gym_extra}]"' if gym_extra else "install the package that provides it"
+        return ValueError(f"{env_id} needs the module {error.name}, which is not installed: {fix}")
+    return ValueError(f"{env_id} cannot be built: {text.splitlines()[0][:200] if text else type(error).__name__}")
 
 
 def make_env(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
@@ -49,8 +70,8 @@ def make_env(env_id: str, max_episode_steps: int | None = None, render_mode: str
     check_env_id(env_id)
     try:
         env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode)
-    except gym.error.DependencyNotInstalled as error:
-        raise _missing_dependency(env_id, error) from None
+    except (gym.error.DependencyNotInstalled, ImportError) as error:
+        raise _cannot_build(env_id, error) from None
     try:
         check_spaces(env.observation_space, env.action_space)
         time_limit(env_id, max_episode_steps)
@@ -89,8 +110,8 @@ def make_vector_env(
         kwargs["vector_kwargs"] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
     try:
         env = gym.make_vec(env_id, num_envs, vectorization_mode=vectorization, **kwargs)
-    except gym.error.DependencyNotInstalled as error:
-        raise _missing_dependency(env_id, error) from None
+    except (gym.error.DependencyNotInstalled, ImportError) as error:
+        raise _cannot_build(env_id, error) from None
     try:
         check_spaces(env.single_observation_space, env.single_action_space)
         time_limit(env_id, max_episode_steps)

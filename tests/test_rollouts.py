@@ -184,3 +184,10 @@ def test_loops_over_an_environment_whose_episodes_never_end_are_bounded():
     agent = ReinforceAgent(EndlessEnv.observation_space, EndlessEnv.action_space, seed=0)
     with pytest.raises(ValueError, match="an episode ran past 50 steps without ending"):
         play_episode(agent, EndlessEnv(), max_episode_steps=50)
+
+
+def test_an_environment_whose_module_is_missing_names_it():
+    gym.register("MissingModule-v0", entry_point="no_such_module_for_this_test:Env", max_episode_steps=10)
+    for make in (make_env, lambda env_id: make_vector_env(env_id, 2)):
+        with pytest.raises(ValueError, match="needs the module no_such_module_for_this_test, which is not installed"):
+            make("MissingModule-v0")
