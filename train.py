@@ -20,7 +20,6 @@ checkpoint to resume from, after it (evaluating, recording, watching) at once.
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
 import signal
@@ -37,7 +36,6 @@ from envs import play, record_gif, run_heuristic
 from training import Config, Evaluator, StopSignals, Trainer, Workers, make_config, parse_args, solves, target_return
 from training.checkpoints import (
     CHECKPOINT,
-    CONFIG,
     GIF,
     MODEL,
     SUMMARY,
@@ -47,6 +45,7 @@ from training.checkpoints import (
     read_run,
     restore_run,
     save_run,
+    saved_env,
     write_json,
 )
 from training.logs import (
@@ -282,9 +281,7 @@ def tensorboard_command(logdir: str) -> str:
 def watch(config: Config, target: str) -> None:
     """Play a saved agent in the environment it was trained on (read from its run's config.json)."""
     agent, path = load_agent(Path(target))
-    if (path.parent / CONFIG).is_file():
-        saved = json.loads((path.parent / CONFIG).read_text())
-        config.env, config.max_episode_steps = saved["env"], saved["max_episode_steps"]
+    config.env, config.max_episode_steps = saved_env(path.parent) or (config.env, config.max_episode_steps)
     play(agent, config.env, config.max_episode_steps, config.watch_episodes, config.seed, path.parent)
 
 

@@ -21,11 +21,15 @@ def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) ->
             f"unsupported observation space {observation_space}: the agent supports Box (flattened) and "
             "Discrete (one-hot) observations"
         )
-    supported = "Discrete(n) with n >= 2, or Box"
-    if isinstance(action_space, spaces.Discrete) and action_space.n < 2:
-        raise ValueError(f"unsupported action space {action_space}: the agent supports {supported}")
-    if not isinstance(action_space, (spaces.Box, spaces.Discrete)):
-        raise ValueError(f"unsupported action space {action_space}: the agent supports {supported}")
+    if isinstance(observation_space, spaces.Box) and int(np.prod(observation_space.shape)) == 0:
+        raise ValueError(f"unsupported observation space {observation_space}: it holds no number for the policy")
+    few = isinstance(action_space, spaces.Discrete) and action_space.n < 2
+    empty = isinstance(action_space, spaces.Box) and int(np.prod(action_space.shape)) == 0
+    if few or empty or not isinstance(action_space, (spaces.Box, spaces.Discrete)):
+        raise ValueError(
+            f"unsupported action space {action_space}: the agent supports Discrete(n) with n >= 2, or Box of at "
+            "least one number"
+        )
 
 
 def input_size(observation_space: spaces.Space) -> int:

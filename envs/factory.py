@@ -1,8 +1,10 @@
-"""Building Gymnasium environments, with one-line errors for what cannot be built."""
+"""Building Gymnasium environments, with one-line errors for what cannot be built: unknown ids, missing
+packages, unsupported spaces, and environments without a time limit."""
 
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
 import re
 
 import gymnasium as gym
@@ -11,6 +13,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from agents import check_spaces
 
 VECTORIZATIONS: tuple[str, ...] = ("auto", "vector_entry_point", "sync", "async")
+# What bounds the loops over an environment whose time limit they are not told (an environment of a user's own
+# given to collect_episodes or play_episode): longer than any of Gymnasium's own limits (Atari's 108,000 frames).
+LONGEST_EPISODE = 1_000_000
 
 
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
@@ -23,21 +28,56 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
         raise ValueError(f"unknown environment id {env_id!r}: {hint}") from None
 
 
-def _missing_dependency(env_id: str, error: Exception) -> ValueError:
-    """Gymnasium's DependencyNotInstalled names the extra to install; keep only that line."""
-    extra = re.search(r'pip install "?([\w.\-]+\[[\w\-,]+\])"?', str(error))
-    fix = f'pip install "{extra.group(1)}"' if extra else "install the package it needs"
-    return ValueError(f"{env_id} needs a package that is not installed: run {fix}")
+def time_limit(env_id: str, max_episode_steps: int | None = None) -> int:
+    """The most steps an episode of ``env_id`` lasts: ``max_episode_steps`` if given, else the environment's own
+    time limit. An environment without one is refused with a one-line ``ValueError``: its episodes might never
+    end, and every loop over them with them (Gymnasium's CliffWalking-v1 has none)."""
+    limit = check_env_id(env_id).max_episode_steps if max_episode_steps is None else max_episode_steps
+    if limit is None:
+        raise ValueError(f"{env_id} has no time limit, so an episode may never end: give --max-episode-steps N")
+    return limit
+
+
+def _gymnasium_extra(module: str) -> str | None:
+    """The extra of Gymnasium's package that installs ``module`` (``jax``: ``jax``), from the package's own
+    requirements; None if none does."""
+    try:
+        requirements = importlib.metadata.requires("gymnasium") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for requirement in requirements:
+        found = re.match(r'([\w.\-]+).*extra == "([\w\-]+)"', requirement)
+        if found and found.group(1).lower().replace("_", "-") == module.lower().replace("_", "-"):
+            return found.group(2)
+    return None
+
+
+def _cannot_build(env_id: str, error: Exception) -> ValueError:
+    """One line for an environment whose construction failed on an import: what to install, where it is known."""
+    text = str(error).strip()
+    extra = re.search(r'pip install "?([\w.\-]+\[[\w\-,]+\])"?', text)  # as Gymnasium's DependencyNotInstalled says
+    if extra:
+        return ValueError(f'{env_id} needs a package that is not installed: run pip install "{extra.group(1)}"')
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        gym_extra = _gymnasium_extra(error.name.split(".")[0])
+        fix = f'run pip install "gymnasium[{gym_extra}]"' if gym_extra else "install the package that provides it"
+        return ValueError(f"{env_id} needs the module {error.name}, which is not installed: {fix}")
+    return ValueError(f"{env_id} cannot be built: {text.splitlines()[0][:200] if text else type(error).__name__}")
 
 
 def make_env(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
-    """One environment (for rendering and single-environment use)."""
+    """One environment (for rendering and single-environment use), with a time limit (see ``time_limit``)."""
     check_env_id(env_id)
     try:
         env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode)
-    except gym.error.DependencyNotInstalled as error:
-        raise _missing_dependency(env_id, error) from None
-    check_spaces(env.observation_space, env.action_space)
+    except (gym.error.DependencyNotInstalled, ImportError) as error:
+        raise _cannot_build(env_id, error) from None
+    try:
+        check_spaces(env.observation_space, env.action_space)
+        time_limit(env_id, max_episode_steps)
+    except ValueError:
+        env.close()
+        raise
     return env
 
 
@@ -54,7 +94,8 @@ def make_vector_env(
 
     :param env_id: a Gymnasium id whose spaces the agent supports.
     :param num_envs: sub-environments stepped together.
-    :param max_episode_steps: the time limit (None: the environment's own).
+    :param max_episode_steps: the time limit (None: the environment's own; an environment without one is
+        refused, see ``time_limit``).
     :param vectorization: one of ``VECTORIZATIONS``.
     """
     spec = check_env_id(env_id)
@@ -69,10 +110,11 @@ def make_vector_env(
         kwargs["vector_kwargs"] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
     try:
         env = gym.make_vec(env_id, num_envs, vectorization_mode=vectorization, **kwargs)
-    except gym.error.DependencyNotInstalled as error:
-        raise _missing_dependency(env_id, error) from None
+    except (gym.error.DependencyNotInstalled, ImportError) as error:
+        raise _cannot_build(env_id, error) from None
     try:
         check_spaces(env.single_observation_space, env.single_action_space)
+        time_limit(env_id, max_episode_steps)
     except ValueError:
         env.close()
         raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.factory import make_vector_env
+from envs.factory import make_vector_env, time_limit
 from envs.rollout import collect_episodes, split_episodes
 
 CARTPOLE_OBSERVATION = ("cart position", "cart velocity", "pole angle", "pole angular velocity")
@@ -23,7 +23,7 @@ def run_heuristic(env_id: str, episodes: int, max_episode_steps: int | None, see
     env = make_vector_env(env_id, episodes, max_episode_steps)
     observations, _ = env.reset(seed=seed)
     print("first observation:", ", ".join(f"{n} {v:+.4f}" for n, v in zip(CARTPOLE_OBSERVATION, observations[0])))
-    quotas = split_episodes(episodes, env.num_envs)
-    returns = collect_episodes(env, lambda obs: (lean_policy(obs),) * 2, quotas, seed=seed).episode_returns
+    quotas, limit = split_episodes(episodes, env.num_envs), time_limit(env_id, max_episode_steps)
+    rollout = collect_episodes(env, lambda obs: (lean_policy(obs),) * 2, quotas, seed=seed, max_episode_steps=limit)
     env.close()
-    return returns
+    return rollout.episode_returns

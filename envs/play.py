@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from agents import CheckpointError, ReinforceAgent
-from envs.factory import make_env
+from envs.factory import LONGEST_EPISODE, make_env
 
 # pygame must not look for a display when rendering to arrays (servers, CI).
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -50,7 +50,13 @@ class Episode:
         return np.array(self.observations), np.array(self.actions), np.array(self.rewards)
 
 
-def play_episode(agent: ReinforceAgent, env: gym.Env, seed: int | None = None, deterministic: bool = True) -> Episode:
+def play_episode(
+    agent: ReinforceAgent,
+    env: gym.Env,
+    seed: int | None = None,
+    deterministic: bool = True,
+    max_episode_steps: int = LONGEST_EPISODE,
+) -> Episode:
     """One episode of a single environment with ``agent`` acting; when ``env`` renders ``rgb_array``,
     every ``FRAME_STRIDE``-th frame is kept, shrunk by the same factor.
 
@@ -58,12 +64,19 @@ def play_episode(agent: ReinforceAgent, env: gym.Env, seed: int | None = None, d
     :param env: one environment (not a vector one); its random stream continues unless ``seed`` is given.
     :param seed: reseeds the environment for this episode.
     :param deterministic: the most likely actions (default) instead of samples.
+    :param max_episode_steps: the environment's time limit (or any bound of its episodes' lengths): a longer
+        episode raises a one-line ``ValueError``, where one that never ends would play forever.
     """
     keep_frames = env.render_mode == "rgb_array"
     episode = Episode()
     observation, _ = env.reset(seed=seed)
     done = False
     while not done:
+        if episode.length == max_episode_steps:
+            raise ValueError(
+                f"an episode ran past {max_episode_steps} steps without ending: give the environment a time limit, "
+                "or a larger max_episode_steps"
+            )
         if keep_frames and episode.length % FRAME_STRIDE == 0:
             episode.frames.append(_shrink(env.render()))
         taken, drawn = agent.sample(observation, deterministic)
@@ -104,7 +117,7 @@ def display_available() -> bool:
 def record_gif(agent: ReinforceAgent, env_id: str, max_episode_steps: int | None, seed: int) -> tuple[bytes, int, int]:
     """One greedy episode rendered headless, every other frame, as a GIF (bytes, height, width)."""
     env = make_env(env_id, max_episode_steps, render_mode="rgb_array")
-    episode = play_episode(agent, env, seed=seed)
+    episode = play_episode(agent, env, seed=seed, max_episode_steps=env.spec.max_episode_steps)
     env.close()
     return _episode_gif(episode, env)
 
@@ -121,10 +134,10 @@ def play(
     except CheckpointError:
         env.close()
         raise
-    limit = env.spec.max_episode_steps
+    limit = env.spec.max_episode_steps  # make_env gives every environment one
     for index in range(episodes):
-        episode = play_episode(agent, env, seed=seed + index)
-        print(f"{episode.total_reward:g}/{limit}" if limit else f"{episode.total_reward:g}")
+        episode = play_episode(agent, env, seed=seed + index, max_episode_steps=limit)
+        print(f"{episode.total_reward:g}/{limit}")
         if render_mode == "rgb_array":
             path = gif_dir / f"watch_{index + 1}.gif"
             path.write_bytes(_episode_gif(episode, env)[0])

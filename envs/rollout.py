@@ -7,6 +7,7 @@ it is masked out of everything (returns, log-probabilities, statistics, the env-
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from agents import EpisodeBatch, ReinforceAgent
 from agents.batch import episode_ids
+from envs.factory import LONGEST_EPISODE
 
 
 @dataclass
@@ -39,6 +41,7 @@ def collect_episodes(
     act: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     episodes_per_env: np.ndarray,
     seed: int | None = None,
+    max_episode_steps: int = LONGEST_EPISODE,
 ) -> Rollout:
     """Reset ``env`` and play exactly ``episodes_per_env[i]`` complete episodes in sub-environment i.
 
@@ -56,6 +59,9 @@ def collect_episodes(
     :param episodes_per_env: episodes for each sub-environment (``split_episodes`` spreads a total).
     :param seed: reseeds the environments (give a new one per call); without it, their random streams
         continue.
+    :param max_episode_steps: the environment's time limit (or any bound of its episodes' lengths): an
+        episode that runs longer raises a one-line ``ValueError`` instead of filling the memory, as an
+        environment without a time limit whose episodes never end would.
     :return: the episodes as an ``EpisodeBatch``, with each episode's undiscounted return and length.
     """
     if env.metadata.get("autoreset_mode") != AutoresetMode.NEXT_STEP:
@@ -64,9 +70,15 @@ def collect_episodes(
     remaining = quotas.copy()
     observations, _ = env.reset(seed=seed)
     obs_steps, action_steps, reward_steps, term_steps, trunc_steps = [], [], [], [], []
+    most_steps = int(quotas.max()) * (max_episode_steps + 1)  # every episode of a quota, each with its reset step
     # The hot loop only steps and stores; masks and statistics are derived afterwards, vectorised.
     # A NEXT_STEP reset step reports terminated = truncated = False, so every True is an episode end.
     while remaining.max() > 0:
+        if len(reward_steps) == most_steps:
+            raise ValueError(
+                f"an episode ran past {max_episode_steps} steps without ending: give the environment a time limit, "
+                "or a larger max_episode_steps"
+            )
         actions, recorded = act(observations)
         obs_steps.append(observations)
         action_steps.append(recorded)
@@ -106,6 +118,7 @@ def evaluate(
     deterministic: bool,
     rng: np.random.Generator | None = None,
     seed: int | None = None,
+    max_episode_steps: int = LONGEST_EPISODE,
 ) -> np.ndarray:
     """Returns of ``n_episodes`` episodes played greedily (``deterministic``) or by sampling.
 
@@ -118,7 +131,9 @@ def evaluate(
     :param deterministic: the most likely actions instead of samples.
     :param rng: the generator to sample with (default: the agent's own).
     :param seed: reseeds the environments.
+    :param max_episode_steps: the environment's time limit (see ``collect_episodes``).
     """
     quotas = split_episodes(n_episodes, env.num_envs)
-    rollout = collect_episodes(env, lambda obs: agent.sample_unchecked(obs, deterministic, rng), quotas, seed)
+    act = functools.partial(agent.sample_unchecked, deterministic=deterministic, rng=rng)
+    rollout = collect_episodes(env, act, quotas, seed, max_episode_steps)
     return rollout.episode_returns

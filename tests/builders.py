@@ -49,8 +49,8 @@ def only_run(logdir):
 
 
 def snapshot(folder: Path) -> dict:
-    """Every file below ``folder`` with its bytes, to show that nothing was written."""
-    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file below ``folder`` with its bytes, and every folder, to show that nothing was written."""
+    return {p: p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
 
 
 class FiveStepEnv(gym.Env):
@@ -71,3 +71,17 @@ class FiveStepEnv(gym.Env):
     def step(self, action):
         self.t += 1
         return self.observation_space.sample(), self.reward(action), self.t >= 5, False, {}
+
+
+class EndlessEnv(gym.Env):
+    """Episodes that never end (registered without a time limit, they would run forever)."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 1.0, False, False, {}

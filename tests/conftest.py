@@ -24,6 +24,16 @@ def saved_run(tmp_path_factory):
     acrobot = root / "acrobot"
     assert train.main(["--env", "Acrobot-v1", "--max-updates", "1", "--logdir", str(acrobot), *FAST]) == 0
     (root / "acrobot_model.pt").write_bytes((next(acrobot.iterdir()) / "model.pt").read_bytes())
+    broken_configs = {
+        "empty": "{}",
+        "list": "[1]",
+        "limit": '{"env": "CartPole-v1", "max_episode_steps": "x"}',
+        "not_json": "not json",
+    }
+    for name, text in broken_configs.items():  # run folders whose config.json --watch cannot use
+        (root / f"config_{name}").mkdir()
+        (root / f"config_{name}" / "model.pt").write_bytes((run / "model.pt").read_bytes())
+        (root / f"config_{name}" / "config.json").write_text(text)
     model = torch.load(run / "model.pt", weights_only=True)
     model["policy"]["net.0.weight"][0, 0] = float("nan")
     torch.save(model, root / "nan_model.pt")

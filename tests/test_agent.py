@@ -123,6 +123,8 @@ def test_impossible_hyperparameters_are_refused(kwargs, message):
         (spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3))), spaces.Discrete(2), "observation"),
         (spaces.Text(5), spaces.Discrete(2), "observation"),
         (CARTPOLE_OBS, spaces.Discrete(1), "action"),
+        (spaces.Box(0.0, 1.0, (0,)), spaces.Discrete(2), "observation"),  # no input: it failed mid-run
+        (CARTPOLE_OBS, spaces.Box(0.0, 1.0, (3, 0)), "action"),
     ],
 )
 def test_unsupported_spaces_are_named(observation_space, action_space, named):

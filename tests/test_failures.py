@@ -23,7 +23,7 @@ def lines(text):
 
 
 def test_a_gif_that_cannot_be_recorded_is_one_warning_and_the_results_are_saved(tmp_path, capsys):
-    gym.register(id="NoRender-v0", entry_point=FiveStepEnv)  # it cannot render
+    gym.register(id="NoRender-v0", entry_point=FiveStepEnv, max_episode_steps=5)  # it cannot render
     args = ["--env", "NoRender-v0", "--num-envs", "2", "--episodes-per-update", "2", *SHORT]
     assert train.main([*args, "--logdir", str(tmp_path)]) == 0
     err = capsys.readouterr().err

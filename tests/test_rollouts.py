@@ -1,11 +1,22 @@
 """Environments and rollouts: construction and its errors, the vector rollout's masking against single-env
-replays, time limits, the notebook's heuristic."""
+replays, time limits and episodes that never end, the notebook's heuristic."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from builders import EndlessEnv
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from envs import CARTPOLE_OBSERVATION, collect_episodes, lean_policy, make_env, make_vector_env, split_episodes
+from agents import ReinforceAgent
+from envs import (
+    CARTPOLE_OBSERVATION,
+    collect_episodes,
+    lean_policy,
+    make_env,
+    make_vector_env,
+    play_episode,
+    split_episodes,
+)
 from training.logs import describe_returns
 
 
@@ -157,3 +168,26 @@ def test_environments_that_need_a_missing_package_say_what_to_install():
         ValueError, match=r'needs a package that is not installed: run pip install "gymnasium\[box2d\]"'
     ):
         make_vector_env("LunarLander-v3", 2)
+
+
+def test_an_environment_without_a_time_limit_is_built_only_with_one():
+    for make in (make_env, lambda env_id, **limit: make_vector_env(env_id, 2, **limit)):
+        with pytest.raises(ValueError, match="CliffWalking-v1 has no time limit, so an episode may never end"):
+            make("CliffWalking-v1")  # Gymnasium registers it without one
+        make("CliffWalking-v1", max_episode_steps=20).close()
+
+
+def test_loops_over_an_environment_whose_episodes_never_end_are_bounded():
+    env = SyncVectorEnv([EndlessEnv, EndlessEnv], autoreset_mode=AutoresetMode.NEXT_STEP)
+    with pytest.raises(ValueError, match="an episode ran past 50 steps without ending"):
+        collect_episodes(env, random_actions(0), np.array([2, 1]), seed=0, max_episode_steps=50)
+    agent = ReinforceAgent(EndlessEnv.observation_space, EndlessEnv.action_space, seed=0)
+    with pytest.raises(ValueError, match="an episode ran past 50 steps without ending"):
+        play_episode(agent, EndlessEnv(), max_episode_steps=50)
+
+
+def test_an_environment_whose_module_is_missing_names_it():
+    gym.register("MissingModule-v0", entry_point="no_such_module_for_this_test:Env", max_episode_steps=10)
+    for make in (make_env, lambda env_id: make_vector_env(env_id, 2)):
+        with pytest.raises(ValueError, match="needs the module no_such_module_for_this_test, which is not installed"):
+            make("MissingModule-v0")

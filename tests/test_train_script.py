@@ -1,12 +1,12 @@
-"""train.py end to end: real short runs, their folders and TensorBoard logs, the command line, bad input,
-non-finite updates, evaluation that never changes training."""
+"""train.py end to end: real short runs, their folders and TensorBoard logs, the command line, non-finite
+updates, evaluation that never changes training (bad input: test_bad_input.py)."""
 
 import json
 
 import gymnasium as gym
 import pytest
 import torch
-from builders import FAST, FiveStepEnv, only_run, run_cli, snapshot
+from builders import FAST, FiveStepEnv, only_run, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -188,57 +188,6 @@ def test_evaluation_is_due_at_the_first_update_past_each_multiple():
     ]
 
 
-BAD_INPUT = [
-    # (arguments, words the one-line message must contain); {root} and {run} are filled in
-    (["--env", "CartPol-v1"], "did you mean CartPole-v1"),
-    (["--env", "NoSuchEnv-v9"], "unknown environment id"),
-    (["--env", "Blackjack-v1"], "unsupported observation space Tuple"),
-    (["--learning-rate", "0"], "learning_rate must be > 0"),
-    (["--learning-rate", "-0.1"], "learning_rate must be > 0"),
-    (["--learning-rate", "inf"], "learning_rate must be > 0 and finite, got inf"),
-    (["--entropy-coef", "inf"], "entropy_coef must be >= 0 and finite, got inf"),
-    (["--gamma", "1.01"], "gamma must be in [0, 1]"),
-    (["--gamma", "-0.5"], "gamma must be in [0, 1]"),
-    (["--episodes-per-update", "0"], "episodes_per_update must be >= 1"),
-    (["--num-envs", "32"], "num_envs (32) exceeds episodes_per_update"),
-    (["--episodes-per-update", "-3", "--num-envs", "1"], "episodes_per_update must be >= 1"),
-    (["--num-envs", "0"], "num_envs must be >= 1"),
-    (["--hidden-sizes", "64", "0"], "hidden_sizes must be positive"),
-    (["--hidden-sizes", "x"], "invalid int value"),
-    (["--normalize", "global"], "invalid choice"),
-    (["--activation", "swish"], "invalid choice"),
-    (["--seed", "one"], "invalid int value"),
-    (["--total-env-steps", "1e5x"], "invalid int value"),
-    (["--watch", "{root}/missing.pt"], "no checkpoint at"),
-    (["--watch", "{root}/notes.txt"], "not a readable checkpoint"),
-    (["--watch", "{root}/truncated.pt"], "not a readable checkpoint"),
-    (["--watch", "{root}/garbage.pt"], "not a readable checkpoint"),
-    (["--watch", "{root}/empty_dir"], "no checkpoint at"),
-    (["--watch", "{root}/acrobot_model.pt", "--env", "CartPole-v1"], "other spaces than CartPole-v1's"),
-    (["--watch", "{root}/nan_model.pt"], "non-finite values in policy.net.0.weight"),
-    (["--resume", "{root}/missing_run"], "not a run folder"),
-    (["--resume", "{root}/empty_dir"], "not a run folder"),
-    (["--resume", "{root}/old_run"], "made by an older version: start a new run"),
-    (["--resume", "{run}", "--env", "Acrobot-v1"], "other spaces than Acrobot-v1's"),
-    (["--resume", "{run}", "--learning-rate", "0.5"], "cannot change the agent's settings (learning_rate)"),
-    (["--logdir", "{root}/blocker/runs"], "cannot create a run folder under --logdir"),
-]
-
-
-@pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
-def test_bad_input_gives_one_line_status_2_and_writes_nothing(saved_run, tmp_path, args, message):
-    root, run, acrobot = saved_run
-    args = [a.format(root=root, run=run, acrobot=acrobot) for a in args]
-    before = snapshot(root)
-    logdir = [] if "--logdir" in args else ["--logdir", str(tmp_path / "runs")]
-    result = run_cli(*args, *logdir, *FAST, cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
-    assert result.stderr.startswith("train.py: error: ") and "Traceback" not in result.stderr
-    assert not (tmp_path / "runs").exists()
-    assert snapshot(root) == before
-
-
 class NanRewardEnv(FiveStepEnv):
     """Every reward NaN."""
 
@@ -247,7 +196,7 @@ class NanRewardEnv(FiveStepEnv):
 
 
 def test_non_finite_updates_are_skipped_and_the_run_stops_with_its_last_good_state(tmp_path, capsys):
-    gym.register(id="NanReward-v0", entry_point=NanRewardEnv)
+    gym.register(id="NanReward-v0", entry_point=NanRewardEnv, max_episode_steps=5)
     args = ["--env", "NanReward-v0", "--num-envs", "2", "--episodes-per-update", "2", "--logdir", str(tmp_path)]
     status = train.main([*args, "--max-nonfinite-updates", "3", *FAST])
     assert status == 1

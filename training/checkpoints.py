@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import IO, Any
 
 from agents import CheckpointError, ReinforceAgent
 from agents.checkpoint import load_safely, remove_temporary_files, save_atomically, write_atomically
+from envs import check_env_id
 from training.evaluation import Evaluator
 from training.settings import Config
 from training.trainer import RunState, Trainer
@@ -95,7 +97,9 @@ def save_run(run_dir: Path, trainer: Trainer, evaluator: Evaluator) -> None:
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
-    """The checkpoint of the run in ``run_dir``; its ``config`` are the run's settings."""
+    """The checkpoint of the run in ``run_dir``, to resume the run there; its ``config`` are the run's settings.
+    A one-line error if the folder holds no usable checkpoint, or if no file can be written in it (the resumed
+    run writes its logs and checkpoints there)."""
     if not (run_dir / CHECKPOINT).is_file():
         raise CheckpointError(f"{run_dir} is not a run folder with a {CHECKPOINT}: give a folder train.py made")
     checkpoint = load_safely(run_dir / CHECKPOINT)
@@ -105,6 +109,14 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         raise CheckpointError(f"{run_dir / CHECKPOINT} is not a {RUN_FORMAT} checkpoint ({why})")
     if not isinstance(checkpoint.get("config"), dict):
         raise CheckpointError(f"{run_dir / CHECKPOINT} holds no settings: start a new run")
+    try:
+        with tempfile.TemporaryFile(dir=run_dir):  # a file without a name where it can be: nothing is left behind
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"cannot write in {run_dir} ({error.strerror or error}): --resume continues a run in its own folder, "
+            "make it writable"
+        ) from None
     return checkpoint
 
 
@@ -127,6 +139,29 @@ def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, eva
         )
     trainer.agent, trainer.state = agent, state
     evaluator.evaluations, evaluator.next_check = evaluations, next_check
+
+
+def saved_env(run_dir: Path) -> tuple[str, int | None] | None:
+    """The environment id and time limit the run in ``run_dir`` was trained with, from its ``config.json``;
+    None if there is no such file (a model file outside a run folder). A one-line ``ValueError`` naming the
+    file if it does not hold them."""
+    path = run_dir / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
+        raise ValueError(f"{path} is not readable JSON ({error}): repair it or remove it") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("env"), str):
+        raise ValueError(f"{path} names no environment (a JSON object with an env id): repair it or remove it")
+    limit = saved.get("max_episode_steps")
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise ValueError(f"{path}: max_episode_steps must be a whole number >= 1 or null, got {limit!r}")
+    try:
+        check_env_id(saved["env"])
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return saved["env"], limit
 
 
 def load_agent(target: Path) -> tuple[ReinforceAgent, Path]:

@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 
 from agents import ReinforceAgent
-from envs import evaluate, make_vector_env
+from envs import evaluate, make_vector_env, time_limit
 from training.seeding import EVALUATION, derive_seed
 from training.settings import Config
 
@@ -56,8 +56,9 @@ class Evaluator:
         """The returns of ``eval_episodes`` episodes, greedy (``deterministic``) or sampled."""
         seed = derive_seed(self.config.seed, EVALUATION, self.evaluations)
         self.evaluations += 1
-        env = self.env
-        return evaluate(agent, env, self.config.eval_episodes, deterministic, np.random.default_rng(seed), seed)
+        env, config = self.env, self.config
+        limit = time_limit(config.env, config.max_episode_steps)
+        return evaluate(agent, env, config.eval_episodes, deterministic, np.random.default_rng(seed), seed, limit)
 
     def close(self) -> None:
         if "env" in self.__dict__:

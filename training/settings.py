@@ -4,6 +4,7 @@ checkpoint's copy and TensorBoard's HPARAMS are all made from it."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import typing
 from dataclasses import Field, asdict, dataclass, fields
@@ -69,6 +70,14 @@ class Config(AgentConfig):
         for name in ("max_episode_steps", "max_updates", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 or none, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**64:  # torch takes seeds below 2**64, numpy and Gymnasium none below 0
+            raise ValueError(f"seed must be from 0 to 2**64 - 1 ({2**64 - 1}), got {self.seed}: give another --seed")
+        if self.target_return is not None and not math.isfinite(self.target_return):  # NaN is never reached
+            raise ValueError(f"target_return must be finite or none (the environment's), got {self.target_return}")
+        try:
+            self.logdir.encode()  # TensorBoard writes its file names in UTF-8
+        except UnicodeEncodeError:
+            raise ValueError(f"logdir {self.logdir!r} is not valid UTF-8: give another --logdir") from None
         if self.num_envs > self.episodes_per_update:
             raise ValueError(
                 f"num_envs ({self.num_envs}) exceeds episodes_per_update ({self.episodes_per_update}): "

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 
-from agents import EpisodeBatch, ReinforceAgent
-from envs import collect_episodes, make_vector_env, split_episodes
+from agents import AgentConfig, EpisodeBatch, ReinforceAgent
+from envs import collect_episodes, make_vector_env, split_episodes, time_limit
 from training.seeding import update_seeds
 from training.settings import Config
 from training.workers import Workers
@@ -61,10 +62,17 @@ class Trainer:
 
     def __init__(self, config: Config, workers: Workers | None = None) -> None:
         if config.threads is not None:
+            check_threads(config.threads)
             torch.set_num_threads(config.threads)
         self.config, self.workers = config, workers or Workers()
         self.env = make_vector_env(config.env, config.num_envs, config.max_episode_steps, config.vectorization)
+        self.episode_limit = time_limit(config.env, config.max_episode_steps)
         space = self.env.single_observation_space, self.env.single_action_space
+        try:
+            check_memory(*space, config.agent_config())
+        except ValueError:
+            self.env.close()
+            raise
         self.agent = ReinforceAgent(*space, config.agent_config(), seed=config.seed)
         self.state = RunState()
         self.quotas = split_episodes(config.episodes_per_update, config.num_envs)
@@ -84,7 +92,7 @@ class Trainer:
         # unchecked: it runs at every step, on observations of environments made for the agent's spaces
         sample = self.agent.sample_unchecked
         act = sample if sampling is None else functools.partial(sample, rng=sampling)
-        rollout = collect_episodes(self.env, act, self.quotas, seed=seed)
+        rollout = collect_episodes(self.env, act, self.quotas, seed=seed, max_episode_steps=self.episode_limit)
         stats = self.agent.update(rollout.batch, distributed=workers.size > 1)
         state.train_seconds += time.perf_counter() - started
         returns, lengths = (workers.concatenate(x) for x in (rollout.episode_returns, rollout.episode_lengths))
@@ -99,6 +107,39 @@ class Trainer:
 
     def close(self) -> None:
         self.env.close()
+
+
+def check_threads(threads: int) -> None:
+    """A one-line ``ValueError`` if ``threads`` exceeds the CPUs this process may use: more threads than
+    cores only wait for each other, and far more fail to start (torch crashes on 100,000)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if threads > cpus:
+        raise ValueError(f"threads ({threads}) exceeds the {cpus} CPU(s) this process can use: give --threads {cpus}")
+
+
+# While training, every parameter is held about 8 times over, in float32: the weights, their gradient, Adam's
+# two moments, the update guard's copies of all three (agents/guard.py) and the numpy copy that acts.
+BYTES_PER_PARAMETER = 8 * 4
+
+
+def check_memory(observation_space: spaces.Space, action_space: spaces.Space, config: AgentConfig) -> None:
+    """A one-line ``ValueError`` if the agent's networks cannot fit in this machine's memory: a typo such as
+    ``--hidden-sizes 100000 100000`` (10**10 parameters) would otherwise fail deep in an allocation, or be
+    allocated and then swap. The limit is the machine's, not a judgement on how large a network should be."""
+    with torch.device("meta"):  # shapes only: counting allocates nothing
+        probe = ReinforceAgent(observation_space, action_space, config)
+    networks = [probe.policy] if probe.value is None else [probe.policy, probe.value]
+    parameters = sum(p.numel() for network in networks for p in network.parameters())
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no way to ask (Windows): let the allocation decide
+        return
+    if parameters * BYTES_PER_PARAMETER > memory:
+        raise ValueError(
+            f"hidden_sizes {list(config.hidden_sizes)} make {parameters:,} parameters, which need about "
+            f"{parameters * BYTES_PER_PARAMETER / 1e9:,.0f} GB to train, more than this machine's "
+            f"{memory / 1e9:,.0f} GB: give smaller --hidden-sizes"
+        )
 
 
 class _Signals:
