@@ -6,8 +6,11 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import re
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from agents import check_spaces
@@ -68,17 +71,33 @@ def _cannot_build(env_id: str, error: Exception) -> ValueError:
 def make_env(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
     """One environment (for rendering and single-environment use), with a time limit (see ``time_limit``)."""
     check_env_id(env_id)
+    return _checked(
+        env_id,
+        max_episode_steps,
+        lambda: gym.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode),
+    )
+
+
+def _checked(env_id: str, max_episode_steps: int | None, build: Callable[[], Any]) -> Any:
+    """The environment (or vector environment) ``build`` makes, if the agent supports its spaces and its
+    episodes are bounded; one-line errors otherwise, and a missing package named."""
     try:
-        env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode)
+        env = build()
     except (gym.error.DependencyNotInstalled, ImportError) as error:
         raise _cannot_build(env_id, error) from None
     try:
-        check_spaces(env.observation_space, env.action_space)
+        check_spaces(*_spaces(env))
         time_limit(env_id, max_episode_steps)
     except ValueError:
         env.close()
         raise
     return env
+
+
+def _spaces(env: gym.Env | VectorEnv) -> tuple[spaces.Space, spaces.Space]:
+    if isinstance(env, VectorEnv):
+        return env.single_observation_space, env.single_action_space
+    return env.observation_space, env.action_space
 
 
 def make_vector_env(
@@ -108,14 +127,6 @@ def make_vector_env(
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     if vectorization != "vector_entry_point":
         kwargs["vector_kwargs"] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
-    try:
-        env = gym.make_vec(env_id, num_envs, vectorization_mode=vectorization, **kwargs)
-    except (gym.error.DependencyNotInstalled, ImportError) as error:
-        raise _cannot_build(env_id, error) from None
-    try:
-        check_spaces(env.single_observation_space, env.single_action_space)
-        time_limit(env_id, max_episode_steps)
-    except ValueError:
-        env.close()
-        raise
-    return env
+    return _checked(
+        env_id, max_episode_steps, lambda: gym.make_vec(env_id, num_envs, vectorization_mode=vectorization, **kwargs)
+    )
