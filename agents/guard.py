@@ -10,7 +10,6 @@ are tiny, so copying them before each change costs little next to the forward an
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import torch
 from torch import nn
@@ -26,26 +25,36 @@ def _tensors(modules: Sequence[nn.Module], optimizers: Sequence[torch.optim.Opti
             yield from (value for value in state.values() if isinstance(value, torch.Tensor))
 
 
-def _copy(state: dict[str, Any]) -> dict[str, Any]:
-    """An optimizer's state for one parameter, its tensors cloned."""
-    return {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in state.items()}
+@torch.no_grad()
+def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """All the values of ``tensors`` in one vector (of their widest float type): one copy, one check."""
+    return torch.cat([t.reshape(-1) for t in tensors]) if tensors else torch.zeros(0)
+
+
+def _all_finite(tensors: Sequence[torch.Tensor]) -> bool:
+    return bool(torch.isfinite(_flat(tensors)).all())
 
 
 class Snapshot:
-    """Copies of the parameters and buffers of ``modules`` and of the ``optimizers``' states, to put back."""
+    """The values of the parameters and buffers of ``modules`` and of the ``optimizers``' states, to put
+    back. One flat copy: the networks are small, and per-tensor copies cost more in calls than in bytes."""
 
     def __init__(self, modules: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> None:
-        self.tensors = [(t, t.detach().clone()) for m in modules for t in (*m.parameters(), *m.buffers())]
-        self.states = [(opt, {p: _copy(state) for p, state in opt.state.items()}) for opt in optimizers]
+        self.tensors = list(_tensors(modules, optimizers))
+        self.values = _flat(self.tensors)
+        # which state each parameter had (the tensors themselves; their values are in ``values``)
+        self.states = [(opt, {p: dict(state) for p, state in opt.state.items()}) for opt in optimizers]
 
     @torch.no_grad()
     def restore(self) -> None:
         """Put every copied value back, and drop optimizer states created since."""
-        for tensor, saved in self.tensors:
-            tensor.copy_(saved)  # in place: counted by the policy's version, so the numpy copy follows
         for optimizer, states in self.states:
             optimizer.state.clear()  # a first step creates the states: none must remain
             optimizer.state.update(states)
+        start = 0
+        for tensor in self.tensors:  # in place: counted by the policy's version, so the numpy copy follows
+            tensor.copy_(self.values[start : start + tensor.numel()].view(tensor.shape))
+            start += tensor.numel()
 
 
 def apply_or_undo(
@@ -69,7 +78,7 @@ def apply_or_undo(
             raise
         snapshot.restore()
         return False
-    if all(bool(torch.isfinite(t).all()) for t in _tensors(modules, optimizers)):
+    if _all_finite(list(_tensors(modules, optimizers))):
         return True
     snapshot.restore()
     return False
