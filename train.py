@@ -48,6 +48,7 @@ from training.checkpoints import (
     saved_env,
     write_json,
 )
+from training.evaluation import no_target_reason
 from training.logs import (
     describe_returns,
     log_config,
@@ -93,7 +94,7 @@ def train(argv: list[str] | None, workers: Workers) -> int:
         if workers.size > 1:
             config.check_distributed()
         trainer, evaluator = Trainer(config, workers), Evaluator(config)
-        target = target_return(config, trainer.env)
+        target = target_return(config)
         if checkpoint:
             run_dir = Path(mode.resume)
             restore_run(run_dir, checkpoint, trainer, evaluator)
@@ -125,6 +126,8 @@ def train(argv: list[str] | None, workers: Workers) -> int:
         return 2
 
     # ---- the training loop: collect, update, log, evaluate, checkpoint, stop
+    if main and (reason := no_target_reason(config)):
+        print(reason)
     bar = tqdm(
         total=config.total_env_steps,
         initial=state.env_steps,
@@ -259,7 +262,9 @@ def finish(writer: SummaryWriter, trainer: Trainer, evaluator: Evaluator, target
     trainer.close()
     evaluator.close()
     trained = f"{state.updates} updates, {state.train_seconds:.2f} s of training"
-    if state.solved_at is None:
+    if target is None:
+        print(f"no target; trained {state.env_steps} env steps, {trained}")
+    elif state.solved_at is None:
         print(f"not solved after {state.env_steps} env steps, {trained}")
     elif state.solved_at == state.env_steps:
         print(f"solved at {state.env_steps} env steps, {trained}")

@@ -53,7 +53,7 @@ def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, s
     args = [*settings, "--seed", str(seed), "--total-env-steps", str(budget), "--eval-every-steps", str(check_every)]
     config = config_from_args(args)
     trainer, evaluator = Trainer(config), Evaluator(config)
-    target, progress = target_return(config, trainer.env), trainer.state
+    target, progress = target_return(config), trainer.state
     solved: dict[str, dict | None] = dict.fromkeys(criteria)
     curve = []
     while trainer.within_budget():

@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tqdm import tqdm
 
 import train
+from training import make_config, target_return
 
 
 def events_of(run):
@@ -64,3 +65,22 @@ def test_the_printed_tensorboard_command_runs_without_the_virtual_environment_on
     help_command = shlex.split(command.replace("--logdir", "--help --logdir"))
     check = subprocess.run(help_command, env=plain_path, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert check.returncode == 0 and "usage: tensorboard" in check.stdout, check.stderr
+
+
+def test_targets_follow_the_time_limit():
+    assert target_return(make_config({})) == target_return(make_config({"max_episode_steps": 500})) == 475
+    assert target_return(make_config({"max_episode_steps": 200})) is None  # 475 cannot be reached in 200 steps
+    assert target_return(make_config({"env": "Acrobot-v1", "max_episode_steps": 50})) is None  # nor "solved" at once
+    assert target_return(make_config({"max_episode_steps": 200, "target_return": 195})) == 195
+    assert target_return(make_config({}, "seed")) == 195  # Gymnasium's CartPole-v0: 195 at 200 steps
+
+
+def test_a_run_without_a_target_says_so_at_the_start_and_never_reports_not_solved(tmp_path):
+    args = ["--max-episode-steps", "50", "--max-updates", "2", "--no-gif", "--eval-episodes", "5"]
+    result = run_cli(*args, "--logdir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("no target: CartPole-v1's reward_threshold 475 is for its 500-step episodes")
+    assert any(line.startswith("no target; trained ") for line in lines) and "not solved" not in result.stdout
+    summary = json.loads((only_run(tmp_path) / "summary.json").read_text())
+    assert summary["target_return"] is None and summary["solved"] is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
@@ -13,12 +14,29 @@ from training.seeding import EVALUATION, derive_seed
 from training.settings import Config
 
 
-def target_return(config: Config, env: VectorEnv) -> float | None:
+def target_return(config: Config) -> float | None:
     """The mean greedy return that counts as solved: ``--target-return``, else the environment's
-    ``reward_threshold`` (475 for CartPole-v1), else none."""
+    ``reward_threshold`` (475 for CartPole-v1) when the episodes keep their registered time limit, else
+    none. A threshold belongs to its limit: at 200 steps CartPole cannot reach 475, and Acrobot cut at 50
+    steps would "solve" at once."""
     if config.target_return is not None:
         return config.target_return
-    return env.spec.reward_threshold if env.spec else None
+    spec = gym.spec(config.env)
+    return spec.reward_threshold if config.max_episode_steps in (None, spec.max_episode_steps) else None
+
+
+def no_target_reason(config: Config) -> str | None:
+    """Why a run has no target (said at its start), or None when it has one."""
+    if target_return(config) is not None:
+        return None
+    spec = gym.spec(config.env)
+    if spec.reward_threshold is None:
+        return f"no target: {config.env} has no reward_threshold; give --target-return R for one"
+    return (
+        f"no target: {config.env}'s reward_threshold {spec.reward_threshold:g} is for its "
+        f"{spec.max_episode_steps}-step episodes, not --max-episode-steps {config.max_episode_steps}; "
+        "give --target-return R for one"
+    )
 
 
 def solves(returns: np.ndarray, target: float | None) -> bool:

@@ -91,7 +91,7 @@ def run_summary(trainer: Trainer, target: float | None, greedy: np.ndarray, samp
         "episodes": state.episodes,
         "train_seconds": round(state.train_seconds, 3),
         "target_return": target,
-        "solved": state.solved_at is not None,
+        "solved": None if target is None else state.solved_at is not None,  # no target: neither
         "solved_at_env_steps": state.solved_at,
         "skipped_updates": state.skipped_updates,
         "final_eval": {"episodes": len(greedy), "greedy": _statistics(greedy), "sampled": _statistics(sampled)},

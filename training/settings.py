@@ -136,6 +136,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             episodes_per_update=5,
             max_episode_steps=200,
             max_updates=100,
+            target_return=195.0,  # Gymnasium's CartPole-v0 pairs 200-step episodes with 195
             stop_when_solved=False,
             hidden_sizes=(16,),
             activation="elu",
