@@ -83,7 +83,7 @@ def train(argv: list[str] | None, workers: Workers) -> int:
         if mode.watch or mode.heuristic:
             with InterruptingSignals():
                 if mode.watch:
-                    watch(make_config(flags, mode.preset), mode.watch)
+                    watch(make_config(flags, mode.preset), mode.watch, given=set(flags))
                 else:
                     config = make_config(flags, mode.preset)
                     returns = run_heuristic(config.env, config.eval_episodes, config.max_episode_steps, config.seed)
@@ -283,10 +283,13 @@ def tensorboard_command(logdir: str) -> str:
     return f"{launcher} --logdir {shlex.quote(logdir)}"
 
 
-def watch(config: Config, target: str) -> None:
-    """Play a saved agent in the environment it was trained on (read from its run's config.json)."""
+def watch(config: Config, target: str, given: set[str]) -> None:
+    """Play a saved agent in the environment it was trained on (its run's config.json), or in the one
+    ``--env`` and ``--max-episode-steps`` name when they are ``given`` (its spaces must fit the agent's)."""
     agent, path = load_agent(Path(target))
-    config.env, config.max_episode_steps = saved_env(path.parent) or (config.env, config.max_episode_steps)
+    env, limit = saved_env(path.parent) or (config.env, config.max_episode_steps)
+    config.env = config.env if "env" in given else env
+    config.max_episode_steps = config.max_episode_steps if "max_episode_steps" in given else limit
     play(agent, config.env, config.max_episode_steps, config.watch_episodes, config.seed, path.parent)
 
 

@@ -126,7 +126,7 @@ def play(
     agent: ReinforceAgent, env_id: str, max_episode_steps: int | None, episodes: int, seed: int, gif_dir: Path
 ) -> None:
     """Play greedy episodes in a window when there is a display, else into ``gif_dir/watch_N.gif``;
-    print each return over the time limit, as the seed notebook did."""
+    print each episode's return and length against the time limit."""
     render_mode = "human" if display_available() else "rgb_array"
     env = make_env(env_id, max_episode_steps, render_mode=render_mode)
     try:
@@ -137,7 +137,7 @@ def play(
     limit = env.spec.max_episode_steps  # make_env gives every environment one
     for index in range(episodes):
         episode = play_episode(agent, env, seed=seed + index, max_episode_steps=limit)
-        print(f"{episode.total_reward:g}/{limit}")
+        print(f"episode {index + 1}: return {episode.total_reward:g} in {episode.length} steps (limit {limit})")
         if render_mode == "rgb_array":
             path = gif_dir / f"watch_{index + 1}.gif"
             path.write_bytes(_episode_gif(episode, env)[0])

@@ -76,11 +76,16 @@ def test_watch_plays_a_saved_run_into_a_gif(tmp_path, capsys, monkeypatch):
     assert train.main(["--max-updates", "1", "--logdir", str(tmp_path), "--no-gif"]) == 0
     run = only_run(tmp_path)
     capsys.readouterr()
-    assert train.main(["--watch", str(run), "--watch-episodes", "2", "--max-episode-steps", "50"]) == 0
+    assert train.main(["--watch", str(run), "--watch-episodes", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    scores = [line for line in lines if "/" in line and not line.startswith(" ")]
-    assert len(scores) == 2 and all(line.endswith("/500") for line in scores)
+    assert [line.split(":")[0] for line in lines if line.startswith("episode ")] == ["episode 1", "episode 2"]
+    assert all(line.endswith("steps (limit 500)") for line in lines if line.startswith("episode "))
+    assert lines[1] == f"  no display: wrote {run / 'watch_1.gif'}"  # into the run's folder
     assert (run / "watch_1.gif").is_file() and (run / "watch_2.gif").is_file()
+    assert train.main(["--watch", str(run), "--watch-episodes", "1", "--max-episode-steps", "7"]) == 0
+    assert "steps (limit 7)" in capsys.readouterr().out  # a flag given is honoured, not silently dropped
+    assert train.main(["--watch", str(run), "--watch-episodes", "1", "--env", "Acrobot-v1"]) == 2
+    assert "other spaces than Acrobot-v1's" in capsys.readouterr().err  # honoured, so checked against the agent
 
 
 def preset_config(argv):
