@@ -37,6 +37,7 @@ BAD_INPUT = [
     (["--normalize", "global"], "invalid choice"),
     (["--activation", "swish"], "invalid choice"),
     (["--seed", "one"], "invalid int value"),
+    (["--exp-name", "a/b"], "exp_name must be letters, digits"),
     (["--total-env-steps", "1e5x"], "invalid int value"),
     (["--watch", "{root}/missing.pt"], "no checkpoint at"),
     (["--watch", "{root}/notes.txt"], "not a readable checkpoint"),

@@ -84,3 +84,16 @@ def test_a_run_without_a_target_says_so_at_the_start_and_never_reports_not_solve
     assert any(line.startswith("no target; trained ") for line in lines) and "not solved" not in result.stdout
     summary = json.loads((only_run(tmp_path) / "summary.json").read_text())
     assert summary["target_return"] is None and summary["solved"] is None
+
+
+def test_run_names_carry_an_experiment_label(tmp_path):
+    short = ["--max-updates", "1", "--no-gif", "--eval-episodes", "2", "--logdir", str(tmp_path)]
+    for args in (["--seed", "1"], ["--seed", "2"], ["--preset", "seed"], ["--exp-name", "mine"]):
+        assert train.main([*args, *short]) == 0
+    names = sorted(run.name.rsplit("__", 1)[0] for run in tmp_path.iterdir())  # CleanRL's env__exp__seed__time
+    assert names == [
+        "CartPole-v1__mine__1",
+        "CartPole-v1__reinforce__1",
+        "CartPole-v1__reinforce__2",
+        "CartPole-v1__seed__1",
+    ]

@@ -44,7 +44,7 @@ def test_run_folder_holds_tags_hparams_gif_and_summary(tmp_path):
     args = ["--total-env-steps", "1500", "--eval-every-steps", "500", "--histogram-every", "2", "--seed", "4"]
     assert train.main([*args, "--logdir", str(tmp_path)]) == 0
     run = only_run(tmp_path)
-    assert run.name.startswith("CartPole-v1__4__")
+    assert run.name.startswith("CartPole-v1__reinforce__4__")
     events = EventAccumulator(str(run), size_guidance={"images": 0, "histograms": 0})
     events.Reload()
     tags = events.Tags()

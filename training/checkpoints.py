@@ -31,12 +31,13 @@ RUN_FORMAT = "reinforce-run/2"  # 2: the flat settings inside the checkpoint
 
 
 def new_run_dir(config: Config) -> Path:
-    """A new folder ``<logdir>/<env>__<seed>__<unix time>`` holding the run's ``config.json``."""
+    """A new folder ``<logdir>/<env>__<exp_name>__<seed>__<unix time>`` (CleanRL's run names) holding the
+    run's ``config.json``."""
     root = Path(config.logdir)
     stamp = int(time.time())
     try:
         root.mkdir(parents=True, exist_ok=True)
-        while (run_dir := root / f"{config.env.replace('/', '-')}__{config.seed}__{stamp}").exists():
+        while (run_dir := root / f"{config.env.replace('/', '-')}__{config.exp_name}__{config.seed}__{stamp}").exists():
             stamp += 1
         run_dir.mkdir()
     except OSError as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import typing
 from dataclasses import Field, asdict, dataclass, fields
 from typing import Any
@@ -36,6 +37,11 @@ class Config(AgentConfig):
     stop_when_solved: bool = setting(True, "stop training at the first evaluation that reaches the target")
     # housekeeping: how the run is logged and kept, not what it learns (left out of TensorBoard's HPARAMS)
     logdir: str = setting("runs", "root folder of the runs", experiment=False)
+    exp_name: str = setting(
+        "reinforce",
+        "label in the run folder's name, <env>__<exp_name>__<seed>__<time> (a preset's: its name)",
+        experiment=False,
+    )
     print_every: int = setting(10, "print the statistics line every this many updates", experiment=False)
     histogram_every: int = setting(50, "log parameter histograms every this many updates", experiment=False)
     gif: bool = setting(True, "record a GIF of one greedy episode at the end", experiment=False)
@@ -78,6 +84,10 @@ class Config(AgentConfig):
             self.logdir.encode()  # TensorBoard writes its file names in UTF-8
         except UnicodeEncodeError:
             raise ValueError(f"logdir {self.logdir!r} is not valid UTF-8: give another --logdir") from None
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.exp_name):
+            raise ValueError(
+                f"exp_name must be letters, digits, '.', '_' or '-' (it names a folder), got {self.exp_name!r}"
+            )
         if self.num_envs > self.episodes_per_update:
             raise ValueError(
                 f"num_envs ({self.num_envs}) exceeds episodes_per_update ({self.episodes_per_update}): "
@@ -153,7 +163,8 @@ def make_config(flags: dict[str, Any], preset: str | None = None, saved: dict[st
     """The defaults, then the preset's settings or a resumed run's ``saved`` ones, then the ``flags``
     given. A resumed run's agent cannot change: its weights were learnt with those settings."""
     if saved is None:
-        return Config(**{**PRESETS.get(preset or "", {}), **flags})
+        label = {"exp_name": preset} if preset else {}
+        return Config(**{**label, **PRESETS.get(preset or "", {}), **flags})
     try:
         before = Config(**saved)
     except (TypeError, ValueError) as error:
