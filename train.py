@@ -27,7 +27,6 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -48,7 +47,7 @@ from training.checkpoints import (
     saved_env,
     write_json,
 )
-from training.evaluation import no_target_reason
+from training.evaluation import Evaluation, no_target_reason
 from training.logs import (
     describe_returns,
     log_config,
@@ -150,11 +149,12 @@ def train(argv: list[str] | None, workers: Workers) -> int:
                         line = describe_returns(update.episode_returns)
                         bar.write(f"update {state.updates:4d}  steps {state.env_steps:7d}  {line}")
                     if evaluator.due(state.env_steps):
-                        greedy = evaluator(agent)
-                        if record(writer, trainer, greedy, target):
+                        evaluation, _ = evaluator.check(agent, state.env_steps)
+                        if record(writer, trainer, evaluation, target):
                             stop = 0 if config.stop_when_solved else None
                             if stop is None:  # else the end says it, once
-                                bar.write(f"solved at {state.env_steps} env steps: greedy mean {greedy.mean():.1f}")
+                                mean = evaluation.greedy.mean()
+                                bar.write(f"solved at {state.env_steps} env steps: greedy mean {mean:.1f}")
                     if stop is None and state.skipped_in_a_row >= config.max_nonfinite_updates:
                         stop = EXIT_NONFINITE
                     elif stop is None and state.updates % config.checkpoint_every == 0:
@@ -203,11 +203,11 @@ def agreed(error: str | None, workers: Workers) -> bool:
     return error is None
 
 
-def record(writer: SummaryWriter, trainer: Trainer, greedy: np.ndarray, target: float | None) -> bool:
-    """Log a greedy evaluation; whether it solves the environment for the first time."""
+def record(writer: SummaryWriter, trainer: Trainer, evaluation: Evaluation, target: float | None) -> bool:
+    """Log a check; whether its greedy evaluation solves the environment for the first time."""
     state = trainer.state
-    log_evaluation(writer, greedy, state.env_steps)
-    if state.solved_at is None and solves(greedy, target):
+    log_evaluation(writer, evaluation)
+    if state.solved_at is None and solves(evaluation.greedy, target):
         state.solved_at = state.env_steps
         return True
     return False
@@ -239,9 +239,14 @@ def finish(writer: SummaryWriter, trainer: Trainer, evaluator: Evaluator, target
     """Save the model, evaluate it greedily and by sampling, write the summary and the GIF."""
     config, state, agent = trainer.config, trainer.state, trainer.agent
     agent.save(run_dir / MODEL)
-    greedy, sampled = evaluator(agent), evaluator(agent, deterministic=False)
-    record(writer, trainer, greedy, target)
-    log_hparams(writer, config, {"eval/final_return_mean": float(greedy.mean())}, state.env_steps)
+    evaluation, new = evaluator.check(agent, state.env_steps)  # a check made at this step is the final one
+    if new:
+        record(writer, trainer, evaluation, target)
+    greedy, sampled = evaluation.greedy, evaluation.sampled
+    metrics = {"eval/final_return_mean": float(greedy.mean()), "eval/final_sampled_return_mean": float(sampled.mean())}
+    if state.solved_at is not None:  # an unsolved run leaves the cell empty
+        metrics["eval/solved_at_env_steps"] = state.solved_at
+    log_hparams(run_dir, config, metrics, state.env_steps)
     log_histograms(writer, trainer, last=True)
     write_json(run_dir / SUMMARY, run_summary(trainer, target, greedy, sampled))
     if config.gif:

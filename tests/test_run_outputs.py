@@ -6,8 +6,10 @@ import json
 import shlex
 import subprocess
 
+import pytest
 from builders import only_run, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 from tqdm import tqdm
 
 import train
@@ -20,16 +22,56 @@ def events_of(run):
     return events
 
 
-def test_final_metric_and_histograms_sit_at_the_run_s_steps(tmp_path):
+def hparams_of(run):
+    """The HPARAMS entry of a run as TensorBoard reads it: its settings and the metrics' (step, value)."""
+    events = events_of(run / "hparams")
+    plugins = events.PluginTagToContent("hparams")
+    assert set(plugins) == {"_hparams_/session_start_info"}  # no experiment summary: see log_hparams
+    start = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"]).session_start_info
+    assert start.group_name == run.name  # the trial's name is the run's
+    metrics = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    return start.hparams, metrics
+
+
+def test_final_metrics_and_histograms_sit_at_the_run_s_steps(tmp_path):
     args = ["--max-updates", "3", "--histogram-every", "50", "--eval-episodes", "5", "--no-gif"]
     assert train.main([*args, "--logdir", str(tmp_path)]) == 0
     run = only_run(tmp_path)
     events = events_of(run)
-    last_step = json.loads((run / "summary.json").read_text())["env_steps"]
-    assert [e.step for e in events.Scalars("eval/final_return_mean")] == [last_step]  # not a lone dot at 0
+    summary = json.loads((run / "summary.json").read_text())
+    last_step, final = summary["env_steps"], summary["final_eval"]
+    _, metrics = hparams_of(run)
+    assert metrics.keys() == {"eval/final_return_mean", "eval/final_sampled_return_mean"}  # unsolved: no solved-at
+    assert metrics["eval/final_return_mean"] == [(last_step, pytest.approx(final["greedy"]["mean"]))]  # not at 0
+    assert metrics["eval/final_sampled_return_mean"] == [(last_step, pytest.approx(final["sampled"]["mean"]))]
     first_step = events.Scalars("charts/episodic_return")[0].step
     for tag in events.Tags()["histograms"]:  # the first and the last update, though neither is a 50th
         assert [e.step for e in events.Histograms(tag)] == [first_step, last_step], tag
+
+
+def test_a_solved_run_evaluates_once_per_check_both_ways_and_reports_it_in_hparams(tmp_path):
+    assert train.main(["--seed", "3", "--no-gif", "--eval-episodes", "20", "--logdir", str(tmp_path)]) == 0
+    run = only_run(tmp_path)
+    summary, events = json.loads((run / "summary.json").read_text()), events_of(run)
+    greedy, sampled = events.Scalars("eval/return_mean"), events.Scalars("eval/sampled_return_mean")
+    steps = [e.step for e in greedy]
+    assert steps == sorted(set(steps)) == [e.step for e in sampled]  # one check per step, with both curves
+    assert steps[-1] == summary["env_steps"] == summary["solved_at_env_steps"]  # the final evaluation is that check
+    assert greedy[-1].value == pytest.approx(summary["final_eval"]["greedy"]["mean"])
+    assert sampled[-1].value == pytest.approx(summary["final_eval"]["sampled"]["mean"])
+    hparams, metrics = hparams_of(run)
+    assert metrics["eval/solved_at_env_steps"] == [(steps[-1], steps[-1])]
+    assert metrics["eval/final_return_mean"] == [(steps[-1], pytest.approx(greedy[-1].value))]
+    config = make_config({"seed": 3})
+    experiment = {name for name, value in config.shown(housekeeping=False).items()}
+    assert set(hparams) == experiment | {"exp_name"}  # no logdir, print_every, gif, threads, ...
+    assert not set(hparams) & {"logdir", "print_every", "histogram_every", "gif", "watch_episodes", "threads"}
+    kinds = {name: value.WhichOneof("kind") for name, value in hparams.items()}
+    assert kinds["stop_when_solved"] == kinds["normalize_observations"] == "bool_value"  # not 0.0000 / 1.0000
+    assert hparams["stop_when_solved"].bool_value is True and hparams["baseline"].bool_value is False
+    assert kinds["seed"] == kinds["learning_rate"] == "number_value" and hparams["seed"].number_value == 3
+    assert hparams["env"].string_value == "CartPole-v1" and hparams["exp_name"].string_value == "reinforce"
+    assert hparams["hidden_sizes"].string_value == "64" and hparams["max_episode_steps"].string_value == "none"
 
 
 def test_an_early_solve_prints_one_summary_and_closes_the_bar(tmp_path):

@@ -8,7 +8,6 @@ import pytest
 import torch
 from builders import FAST, FiveStepEnv, only_run, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
 
 import train
 from agents import (
@@ -48,19 +47,14 @@ def test_run_folder_holds_tags_hparams_gif_and_summary(tmp_path):
     events = EventAccumulator(str(run), size_guidance={"images": 0, "histograms": 0})
     events.Reload()
     tags = events.Tags()
-    assert PER_UPDATE_TAGS | {"eval/return_mean", "eval/return_std", "eval/final_return_mean"} <= set(tags["scalars"])
+    evaluation_tags = {"eval/return_mean", "eval/return_std", "eval/sampled_return_mean", "eval/sampled_return_std"}
+    assert PER_UPDATE_TAGS | evaluation_tags <= set(tags["scalars"])
     assert len(events.Scalars("charts/episodic_return")) >= 2
     assert any(tag.startswith("params/") for tag in tags["histograms"])
     assert tags["images"] == ["videos/greedy_episode"]
     assert events.Images("videos/greedy_episode")[0].encoded_image_string.startswith(b"GIF8")
     assert {"config/text_summary"} <= set(tags["tensors"])
-    plugins = events.PluginTagToContent("hparams")
-    assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
-    logged = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"])
-    hparams = set(logged.session_start_info.hparams)  # the settings that define the experiment, no housekeeping
-    assert {"env", "seed", "learning_rate", "hidden_sizes", "num_envs"} <= hparams
-    assert not hparams & {"logdir", "print_every", "histogram_every", "gif", "watch_episodes", "threads"}
-    assert [p.name for p in run.iterdir() if p.is_dir()] == []  # no add_hparams sub-run
+    assert [p.name for p in run.iterdir() if p.is_dir()] == ["hparams"]  # HPARAMS: test_run_outputs.py
     assert (run / "episode.gif").read_bytes().startswith(b"GIF8")
     summary = json.loads((run / "summary.json").read_text())
     for key in ("env_id", "seed", "config", "env_steps", "updates", "train_seconds", "solved", "final_eval"):
@@ -178,6 +172,33 @@ def test_evaluating_never_changes_training():
 
     plain, evaluated = parameters_after(5, False), parameters_after(5, True)
     assert all(torch.equal(a, b) for a, b in zip(plain, evaluated))
+
+
+def test_sampled_evaluations_never_move_the_greedy_ones():
+    config = make_config({"eval_episodes": 4, "seed": 5})
+    agent = Trainer(config).agent
+    greedy_only, both = Evaluator(config), Evaluator(config)
+    for _ in range(3):
+        alone = greedy_only(agent)
+        beside = both(agent)
+        both(agent, deterministic=False)
+        assert alone.tolist() == beside.tolist()
+    greedy_only.close()
+    both.close()
+
+
+def test_a_check_at_the_same_step_is_not_made_twice():
+    config = make_config({"eval_episodes": 3})
+    trainer, evaluator = Trainer(config), Evaluator(config)
+    first, new = evaluator.check(trainer.agent, 1000)
+    again, new_again = evaluator.check(trainer.agent, 1000)
+    later, new_later = evaluator.check(trainer.agent, 1200)
+    assert (new, new_again, new_later) == (True, False, True) and again is first and later is not first
+    assert evaluator.evaluations == {True: 2, False: 2}
+    restored = Evaluator(config)
+    restored.load_state_dict(evaluator.state_dict())  # what a resumed run knows of its last check
+    assert restored.check(trainer.agent, 1200)[1] is False and restored.last.greedy.tolist() == later.greedy.tolist()
+    evaluator.close()
 
 
 def test_evaluation_is_due_at_the_first_update_past_each_multiple():

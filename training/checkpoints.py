@@ -92,7 +92,7 @@ def save_run(run_dir: Path, trainer: Trainer, evaluator: Evaluator) -> None:
         "agent": trainer.agent.state_dict(),
         "run": asdict(trainer.state),
         "workers": trainer.workers.size,
-        "evaluator": [evaluator.evaluations, evaluator.next_check],
+        "evaluator": evaluator.state_dict(),
     }
     save_atomically(state, run_dir / CHECKPOINT)
 
@@ -127,8 +127,8 @@ def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, eva
     try:
         agent = ReinforceAgent.from_state_dict(checkpoint["agent"])
         state = RunState(**checkpoint["run"])
-        evaluations, next_check = checkpoint["evaluator"]
         workers = int(checkpoint["workers"])
+        evaluator.load_state_dict(checkpoint["evaluator"])
     except (CheckpointError, KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{run_dir / CHECKPOINT} does not fit a run: {error}") from None
     env, config = trainer.env, trainer.config
@@ -139,7 +139,6 @@ def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, eva
             f"with {Workers(size=workers).launcher} train.py --resume"
         )
     trainer.agent, trainer.state = agent, state
-    evaluator.evaluations, evaluator.next_check = evaluations, next_check
 
 
 def saved_env(run_dir: Path) -> tuple[str, int | None] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -10,7 +11,7 @@ from gymnasium.vector import VectorEnv
 
 from agents import ReinforceAgent
 from envs import evaluate, make_vector_env, time_limit
-from training.seeding import EVALUATION, derive_seed
+from training.seeding import EVALUATION, SAMPLED_EVALUATION, derive_seed
 from training.settings import Config
 
 
@@ -44,9 +45,19 @@ def solves(returns: np.ndarray, target: float | None) -> bool:
     return target is not None and float(np.mean(returns)) >= target
 
 
+@dataclass
+class Evaluation:
+    """One check: the returns of the greedy and of the sampled episodes, at ``env_steps``."""
+
+    env_steps: int
+    greedy: np.ndarray
+    sampled: np.ndarray
+
+
 class Evaluator:
     """Evaluation episodes on environments of their own, each evaluation seeded afresh (environments
-    and sampling) from the run's seed, so that evaluating, however often, never changes training.
+    and sampling) from the run's seed, so that evaluating, however often, never changes training. The
+    greedy and the sampled evaluations are counted on streams of their own.
 
     :param config: the run's settings (environment, ``eval_episodes``, ``eval_every_steps``, seed).
     """
@@ -54,7 +65,8 @@ class Evaluator:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.next_check = config.eval_every_steps
-        self.evaluations = 0
+        self.evaluations = {True: 0, False: 0}  # made so far, greedy (deterministic) and sampled
+        self.last: Evaluation | None = None
 
     @functools.cached_property
     def env(self) -> VectorEnv:  # made on first use: under torchrun only the main worker evaluates
@@ -72,11 +84,39 @@ class Evaluator:
 
     def __call__(self, agent: ReinforceAgent, deterministic: bool = True) -> np.ndarray:
         """The returns of ``eval_episodes`` episodes, greedy (``deterministic``) or sampled."""
-        seed = derive_seed(self.config.seed, EVALUATION, self.evaluations)
-        self.evaluations += 1
+        stream = EVALUATION if deterministic else SAMPLED_EVALUATION
+        seed = derive_seed(self.config.seed, stream, self.evaluations[deterministic])
+        self.evaluations[deterministic] += 1
         env, config = self.env, self.config
         limit = time_limit(config.env, config.max_episode_steps)
         return evaluate(agent, env, config.eval_episodes, deterministic, np.random.default_rng(seed), seed, limit)
+
+    def check(self, agent: ReinforceAgent, env_steps: int) -> tuple[Evaluation, bool]:
+        """The greedy and the sampled evaluations of the agent at ``env_steps``, and whether they are new:
+        a check already made at this step is given again (one evaluation per step: the final one after a
+        solving check is that check)."""
+        if self.last is not None and self.last.env_steps == env_steps:
+            return self.last, False
+        self.last = Evaluation(env_steps, self(agent), self(agent, deterministic=False))
+        return self.last, True
+
+    def state_dict(self) -> dict:
+        """The schedule, the counts and the last check, for the run's checkpoint."""
+        last = self.last and [self.last.env_steps, self.last.greedy.tolist(), self.last.sampled.tolist()]
+        return {
+            "next_check": self.next_check,
+            "greedy": self.evaluations[True],
+            "sampled": self.evaluations[False],
+            "last": last,
+        }
+
+    def load_state_dict(self, state: dict | list) -> None:
+        if isinstance(state, list):  # a checkpoint of the version with one stream: [greedy evaluations, next check]
+            state = {"greedy": state[0], "sampled": 0, "next_check": state[1], "last": None}
+        self.next_check = int(state["next_check"])
+        self.evaluations = {True: int(state["greedy"]), False: int(state["sampled"])}
+        last = state["last"]
+        self.last = last and Evaluation(int(last[0]), np.asarray(last[1]), np.asarray(last[2]))
 
     def close(self) -> None:
         if "env" in self.__dict__:

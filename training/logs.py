@@ -4,15 +4,18 @@ it prints, and its ``summary.json``."""
 from __future__ import annotations
 
 import platform
+import shutil
 from dataclasses import asdict
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
 
+from training.evaluation import Evaluation
 from training.settings import Config
 from training.trainer import Trainer, Update
 
@@ -55,18 +58,28 @@ def log_histograms(writer: SummaryWriter, trainer: Trainer, last: bool = False) 
             writer.add_histogram(f"params/{name}", parameter, step)
 
 
-def log_evaluation(writer: SummaryWriter, greedy: np.ndarray, step: int) -> None:
-    writer.add_scalar("eval/return_mean", greedy.mean(), step)
-    writer.add_scalar("eval/return_std", greedy.std(), step)
+def log_evaluation(writer: SummaryWriter, evaluation: Evaluation) -> None:
+    """A check's greedy and sampled returns, at its env step."""
+    for name, returns in (("", evaluation.greedy), ("sampled_", evaluation.sampled)):
+        writer.add_scalar(f"eval/{name}return_mean", returns.mean(), evaluation.env_steps)
+        writer.add_scalar(f"eval/{name}return_std", returns.std(), evaluation.env_steps)
 
 
-def log_hparams(writer: SummaryWriter, config: Config, metrics: dict[str, float], step: int) -> None:
-    """The experiment's settings and its metrics into the run's own event file (``add_hparams`` would
-    write them into a separate sub-run); the metrics as scalars at ``step``, the run's last."""
-    for summary in hparams(config.shown(housekeeping=False), metrics):
-        writer.file_writer.add_summary(summary)
-    for tag, value in metrics.items():
-        writer.add_scalar(tag, value, step)
+HPARAMS_RUN = "hparams"  # the sub-run of a run's folder that holds its HPARAMS entry
+
+
+def log_hparams(run_dir: Path, config: Config, metrics: dict[str, float], step: int) -> None:
+    """The settings that define the experiment (as their own types: booleans as booleans) and its
+    ``metrics`` (scalars at ``step``, the run's last), for TensorBoard's HPARAMS, in a sub-run of their own:
+    TensorBoard takes every scalar of a session's run as a metric column. No experiment summary is written,
+    so that TensorBoard works out which settings differ between the runs shown and puts those first."""
+    hparams = {"exp_name": config.exp_name, **config.shown(housekeeping=False)}
+    folder = run_dir / HPARAMS_RUN
+    shutil.rmtree(folder, ignore_errors=True)  # a resumed run's finish replaces what an interrupted one wrote
+    with SummaryWriter(folder) as writer:
+        writer.file_writer.add_summary(hparams_pb(hparams, trial_id=run_dir.name))
+        for tag, value in metrics.items():
+            writer.add_scalar(tag, value, step)
 
 
 def log_gif(writer: SummaryWriter, tag: str, gif: bytes, height: int, width: int, step: int) -> None:

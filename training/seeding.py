@@ -3,7 +3,8 @@
 Each update's episodes (and, with several workers, each worker's action sampling) and each evaluation
 are seeded afresh from (run seed, stream, index, rank), so a batch depends only on the run's seed, its
 index and the policy: a resumed run needs no environment state, and evaluating, however often, never
-changes training. A single process samples its actions with the agent's own generator, which its
+changes training. The greedy and the sampled evaluations have streams of their own, so that adding one
+never moves the other. A single process samples its actions with the agent's own generator, which its
 checkpoint keeps.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-TRAINING, EVALUATION, VIDEO, SAMPLING = range(4)  # the streams
+TRAINING, EVALUATION, VIDEO, SAMPLING, SAMPLED_EVALUATION = range(5)  # the streams
 
 
 def derive_seed(seed: int, *keys: int) -> int:
