@@ -4,6 +4,7 @@ packages, unsupported spaces, and environments without a time limit."""
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.metadata
 import re
 from collections.abc import Callable
@@ -22,10 +23,27 @@ LONGEST_EPISODE = 1_000_000
 
 
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
-    """The registry entry of ``env_id``, or a ``ValueError`` that suggests close matches."""
+    """The registry entry of ``env_id``, or a one-line ``ValueError`` (with close matches for a typo).
+
+    ``module:EnvId`` is Gymnasium's form for an environment of one's own: ``module`` is imported first and
+    registers ``EnvId`` (``gymnasium.register``); every process that makes the environment imports it."""
+    module, _, name = env_id.rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # the module is the user's code: any error on import is theirs to see
+            reason = (str(error).strip().splitlines() or [""])[0][:200]
+            raise ValueError(
+                f"cannot import {module!r} for the environment {env_id!r} ({type(error).__name__}: {reason}): "
+                "add its folder to PYTHONPATH (PYTHONPATH=. for the current one)"
+            ) from None
     try:
-        return gym.spec(env_id)
+        return gym.spec(name)
     except gym.error.Error:
+        if module:
+            raise ValueError(
+                f"{module} registers no environment {name!r}: call gymnasium.register({name!r}, entry_point=...) in it"
+            ) from None
         close = difflib.get_close_matches(env_id, gym.registry.keys(), n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else "see gymnasium.pprint_registry() for the ids"
         raise ValueError(f"unknown environment id {env_id!r}: {hint}") from None
@@ -71,11 +89,8 @@ def _cannot_build(env_id: str, error: Exception) -> ValueError:
 def make_env(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
     """One environment (for rendering and single-environment use), with a time limit (see ``time_limit``)."""
     check_env_id(env_id)
-    return _checked(
-        env_id,
-        max_episode_steps,
-        lambda: gym.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode),
-    )
+    kwargs = {} if render_mode is None else {"render_mode": render_mode}  # an environment may take no arguments
+    return _checked(env_id, max_episode_steps, lambda: gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs))
 
 
 def _checked(env_id: str, max_episode_steps: int | None, build: Callable[[], Any]) -> Any:

@@ -37,7 +37,8 @@ def new_run_dir(config: Config) -> Path:
     stamp = int(time.time())
     try:
         root.mkdir(parents=True, exist_ok=True)
-        while (run_dir := root / f"{config.env.replace('/', '-')}__{config.exp_name}__{config.seed}__{stamp}").exists():
+        env = config.env.replace("/", "-").replace(":", ".")  # a namespace's slash, a module's colon
+        while (run_dir := root / f"{env}__{config.exp_name}__{config.seed}__{stamp}").exists():
             stamp += 1
         run_dir.mkdir()
     except OSError as error:

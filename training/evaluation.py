@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
 from agents import ReinforceAgent
 from envs import evaluate, make_vector_env, time_limit
+from envs.factory import check_env_id
 from training.seeding import EVALUATION, SAMPLED_EVALUATION, derive_seed
 from training.settings import Config
 
@@ -22,7 +22,7 @@ def target_return(config: Config) -> float | None:
     steps would "solve" at once."""
     if config.target_return is not None:
         return config.target_return
-    spec = gym.spec(config.env)
+    spec = check_env_id(config.env)
     return spec.reward_threshold if config.max_episode_steps in (None, spec.max_episode_steps) else None
 
 
@@ -30,7 +30,7 @@ def no_target_reason(config: Config) -> str | None:
     """Why a run has no target (said at its start), or None when it has one."""
     if target_return(config) is not None:
         return None
-    spec = gym.spec(config.env)
+    spec = check_env_id(config.env)
     if spec.reward_threshold is None:
         return f"no target: {config.env} has no reward_threshold; give --target-return R for one"
     return (
