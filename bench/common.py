@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 
 def split_settings(argv: list[str]) -> tuple[list[str], list[str]]:
     """The script's own arguments, and the train.py settings given after ``--``."""
@@ -9,3 +13,24 @@ def split_settings(argv: list[str]) -> tuple[list[str], list[str]]:
         return argv, []
     cut = argv.index("--")
     return argv[:cut], argv[cut + 1 :]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``1-3`` or ``1,3,5`` (or both, ``1-3,7``) as a list of seeds; a one-line ``ValueError`` otherwise."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            first, _, last = part.partition("-")
+            seeds += range(int(first), int(last or first) + 1)
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"bad seeds {text!r}: give e.g. 1-3 or 1,3,5 (distinct seeds from 0)")
+    return seeds
+
+
+def write_json(path: Path, data: object) -> None:
+    """Written whole or not at all: a temporary file, then a rename."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=1))
+    os.replace(temporary, path)

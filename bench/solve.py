@@ -31,21 +31,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import split_settings
+from common import parse_seeds, split_settings
 
 from training import Evaluator, Trainer, config_from_args, solves, target_return
 
 ROOT = Path(__file__).resolve().parent.parent
 
 CRITERIA = ("greedy", "sampled")
-
-
-def parse_seeds(text: str) -> list[int]:
-    seeds: list[int] = []
-    for part in text.split(","):
-        first, _, last = part.partition("-")
-        seeds += range(int(first), int(last or first) + 1)
-    return seeds
 
 
 def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, settings: list[str]) -> dict:

@@ -2,12 +2,14 @@
 ``train.py`` and ``bench/`` share. It uses ``agents`` and ``envs``; neither uses it."""
 
 from training.evaluation import Evaluator, solves, target_return
-from training.settings import PRESETS, Config, config_from_args, make_config, parse_args
+from training.presets import PRESETS, TUNED
+from training.settings import Config, config_from_args, make_config, parse_args
 from training.trainer import RunState, StopSignals, Trainer, Update
 from training.workers import Workers
 
 __all__ = [
     "PRESETS",
+    "TUNED",
     "Config",
     "Evaluator",
     "RunState",

@@ -14,6 +14,7 @@ from typing import Any
 from agents import AgentConfig
 from agents.config import setting
 from envs.factory import VECTORIZATIONS
+from training.presets import PRESETS, tuned
 
 AGENT_SETTINGS = tuple(f.name for f in fields(AgentConfig))
 
@@ -114,57 +115,18 @@ def ordered_fields() -> list[Field]:
     return sorted(fields(Config), key=lambda f: f.name in AGENT_SETTINGS)
 
 
-# REINFORCE as in the textbook: Monte-Carlo returns (a time limit ends an episode like a terminal state),
-# one gradient step per batch, no entropy bonus, PyTorch's default initial weights; the defaults before
-# the robustness work (README, "Robustness").
-TEXTBOOK: dict[str, Any] = dict(
-    hidden_sizes=(64,),
-    activation="tanh",
-    init="default",
-    learning_rate=0.03,
-    gamma=0.99,
-    bootstrap="none",
-    normalize="batch",
-    normalize_observations=True,
-    passes=1,
-    minibatch_size=None,
-    baseline=False,
-    value_learning_rate=0.01,
-    entropy_coef=0.0,
-    max_grad_norm=None,
-)
-
-# The seed notebook: the textbook algorithm with 5 episodes of at most 200 steps per update, 100 updates,
-# gamma 0.95, per-episode normalisation, Adam 0.01, one layer of 16 ELU units, raw observations, no early
-# stop. Every agent setting is named, so that the presets keep their meaning whatever the defaults become.
-PRESETS: dict[str, dict[str, Any]] = {
-    "textbook": TEXTBOOK,
-    "seed": {
-        **TEXTBOOK,
-        **dict(
-            num_envs=5,
-            episodes_per_update=5,
-            max_episode_steps=200,
-            max_updates=100,
-            target_return=195.0,  # Gymnasium's CartPole-v0 pairs 200-step episodes with 195
-            stop_when_solved=False,
-            hidden_sizes=(16,),
-            activation="elu",
-            learning_rate=0.01,
-            gamma=0.95,
-            normalize="episode",
-            normalize_observations=False,
-        ),
-    },
-}
-
-
 def make_config(flags: dict[str, Any], preset: str | None = None, saved: dict[str, Any] | None = None) -> Config:
     """The defaults, then the preset's settings or a resumed run's ``saved`` ones, then the ``flags``
-    given. A resumed run's agent cannot change: its weights were learnt with those settings."""
+    given. ``tuned`` is the entry of the environment the flags name (or the default one), refused with a
+    one-line ``ValueError`` where there is none. A resumed run's agent cannot change: its weights were
+    learnt with those settings."""
     if saved is None:
         label = {"exp_name": preset} if preset else {}
-        return Config(**{**label, **PRESETS.get(preset or "", {}), **flags})
+        if preset == "tuned":
+            settings = tuned(flags.get("env", Config.env))
+        else:
+            settings = PRESETS.get(preset or "", {})
+        return Config(**{**label, **settings, **flags})
     try:
         before = Config(**saved)
     except (TypeError, ValueError) as error:
@@ -217,7 +179,11 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
     ``watch``, ``resume``."""
     parser = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     modes = parser.add_argument_group("modes")
-    modes.add_argument("--preset", choices=sorted(PRESETS), help="start from a named set of settings")
+    modes.add_argument(
+        "--preset",
+        choices=sorted([*PRESETS, "tuned"]),
+        help="start from a named set of settings (tuned: the suite's settings for --env, training/presets.py)",
+    )
     modes.add_argument("--heuristic", action="store_true", help="evaluate the notebook's hard-coded CartPole policy")
     modes.add_argument("--watch", metavar="RUN_DIR_OR_MODEL", help="play a saved agent (window, or a GIF)")
     modes.add_argument(

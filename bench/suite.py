@@ -1,0 +1,253 @@
+"""REINFORCE across the standard suite, beside the published numbers (bench/anchors.py: Tianshou's
+REINFORCE, Spinning Up's VPG, the targets). Each environment x seed is one
+`train.py --env E --seed S --preset tuned` run (training/presets.py holds each environment's protocol:
+budget, evaluation every so many steps, 10 deterministic episodes per check for MuJoCo as the anchors,
+100 for the classic tasks; no early stop).
+
+    python bench/suite.py --seeds 1-3                      # the whole suite, cheapest environments first
+    python bench/suite.py --envs Hopper-v5,Walker2d-v5 --seeds 1-10
+    python bench/suite.py --table-only --plot suite.png    # no training: the table (and curves) of DIR/results
+    python bench/suite.py --envs CartPole-v1 --out smoke -- --total-env-steps 4000   # after --, train.py flags
+
+Runs go to DIR/runs (train.py's --logdir, DIR = --out, default `suite`; each run's output in
+DIR/runs/<env>__suite__<seed>.log), one JSON per finished run to DIR/results/<env>__<seed>.json. Resumable:
+a run with a JSON is not redone; a stopped one (Ctrl-C, SIGTERM, a closed session) continues with
+`train.py --resume`; so the same command completes a long suite across sessions. The flags after `--` go to
+every new run: the results in one DIR must come from one protocol (a run whose settings differ is refused).
+
+The table, one row per environment: ours in Tianshou's metric (the maximum over training of the seed-mean
+greedy evaluation, the k-th checks of all seeds averaged together) and in a stricter one (the final greedy
+evaluation, mean +- std over seeds of each seed's mean), our training-batch return over the last 10% of
+training (charts/episodic_return, what Spinning Up plots), the anchors and the target. With rliable
+(pip install -e ".[suite]"): the interquartile mean over seeds of the final returns with 95% stratified
+bootstrap confidence intervals (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice"), per
+environment and aggregated over the environments with a Tianshou anchor on normalised scores
+(ours - random) / (Tianshou 3M - random), random = a uniform-random policy's mean return over 10 episodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+from common import parse_seeds, split_settings, write_json
+from suite_report import interquartile_means, plot, result_path, table
+
+from training.presets import TUNED
+from training.settings import Config, make_config, parse_args
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE = tuple(TUNED)  # every environment with a --preset tuned entry, in that file's order: cheapest first
+EXP_NAME, CURVE_POINTS, STOPPED = "suite", 300, (130, 143)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+TAGS = ("eval/return_mean", "charts/episodic_return")
+# the settings that define a run's experiment (not housekeeping such as --logdir or --threads)
+EXPERIMENT = [f.name for f in fields(Config) if f.metadata.get("experiment", True)]
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit status 2
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def bad_input(message: str) -> None:
+    print(f"suite.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def expected_config(env: str, seed: int, extra: list[str], runs: Path) -> dict:
+    """The settings a run of the suite gets (JSON-shaped, as config.json holds them); bad flags exit 2."""
+    flags, modes = parse_args(extra)
+    given = set(flags) & {"env", "seed", "logdir", "exp_name"} | {m for m, v in vars(modes).items() if v}
+    if given:
+        named = ", ".join("--" + name.replace("_", "-") for name in sorted(given))
+        bad_input(f"the suite sets {named} itself: give no such flag after --")
+    flags.update(env=env, seed=seed, logdir=str(runs), exp_name=EXP_NAME, gif=False)
+    try:
+        return json.loads(json.dumps(asdict(make_config(flags, "tuned"))))
+    except ValueError as error:
+        bad_input(str(error))
+
+
+def differences(saved: dict, expected: dict) -> list[str]:
+    return [name for name in EXPERIMENT if saved.get(name) != expected[name]]
+
+
+def run_folders(runs: Path, env: str, seed: int) -> list[Path]:
+    """The run folders of (env, seed), oldest first (train.py names them <env>__<exp_name>__<seed>__<time>)."""
+    folders = [p for p in runs.glob(f"{env.replace('/', '-')}__{EXP_NAME}__{seed}__*") if p.is_dir()]
+    return sorted(folders, key=lambda p: int(p.name.rsplit("__", 1)[1]) if p.name[-1].isdigit() else -1)
+
+
+def launch(command: list[str], log: Path, sessions: Path) -> int:
+    """Run train.py, its output into ``log``. It runs in its own session and gets SIGINT and SIGTERM from
+    here only, passed on once each time, so that it stops with a checkpoint; a hang-up (a closed terminal,
+    unless under nohup) is passed on as SIGTERM. Each session's time is kept."""
+    started = time.perf_counter()
+    with log.open("a") as output:
+        output.write(f"$ {shlex.join(command)}\n")
+        output.flush()
+        unbuffered = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the log follows the run
+        child = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=unbuffered, start_new_session=True
+        )
+
+        def pass_on(signum: int, _: object) -> None:
+            child.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+
+        watched = [s for s in STOP_SIGNALS if s != signal.SIGHUP or signal.getsignal(s) is not signal.SIG_IGN]
+        passed_on = {s: signal.signal(s, pass_on) for s in watched}
+        try:
+            status = child.wait()
+        finally:
+            for s, handler in passed_on.items():
+                signal.signal(s, handler)
+    done = json.loads(sessions.read_text()) if sessions.is_file() else []
+    write_json(sessions, [*done, {"command": command, "seconds": time.perf_counter() - started, "status": status}])
+    return status
+
+
+def curves(run_dir: Path) -> tuple[list, list]:
+    """The greedy evaluations and the training-batch returns, (env steps, value) each, from TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    pick = {tag: [[e.step, e.value] for e in events.Scalars(tag)] if tag in scalars else [] for tag in TAGS}
+    evaluations = pick["eval/return_mean"]
+    # the final evaluation is logged at the step of the last check when training ends on one: keep the check's
+    evaluations = [point for i, point in enumerate(evaluations) if i == 0 or point[0] != evaluations[i - 1][0]]
+    return evaluations, pick["charts/episodic_return"]
+
+
+def check_protocol(env: str, seed: int, extra: list[str], out: Path) -> None:
+    """Refuse (exit 2) a run whose result or run folder in ``out`` has other settings than this command's."""
+    expected, result = expected_config(env, seed, extra, out / "runs"), result_path(out, env, seed)
+    folders = run_folders(out / "runs", env, seed)
+    if result.is_file():
+        path, saved = result, json.loads(result.read_text())["config"]
+    elif folders and (folders[-1] / "config.json").is_file():
+        path = folders[-1] / "config.json"
+        saved = json.loads(path.read_text())
+    else:
+        return
+    if changed := differences(saved, expected):
+        bad_input(f"{path} has other settings ({', '.join(changed)}) than this command: give another --out")
+
+
+def run_one(env: str, seed: int, extra: list[str], out: Path) -> int:
+    """Train (or resume, or only collect) one run and write its result; train.py's exit status."""
+    if result_path(out, env, seed).is_file():
+        say(f"{env} seed {seed}: done")
+        return 0
+    stem = out / "runs" / f"{env.replace('/', '-')}__{EXP_NAME}__{seed}"
+    folders = run_folders(out / "runs", env, seed)
+    last = folders[-1] if folders else None
+    train_py = [sys.executable, str(ROOT / "train.py")]
+    if last and (last / "summary.json").is_file():
+        status = 0  # trained; only its result is missing
+    elif last and (last / "checkpoint.pt").is_file():
+        say(f"{env} seed {seed}: resuming {last} (log: {stem}.log)")
+        status = launch([*train_py, "--resume", str(last)], Path(f"{stem}.log"), Path(f"{stem}.sessions.json"))
+    else:
+        say(f"{env} seed {seed}: training (log: {stem}.log)")
+        flags = ["--env", env, "--seed", str(seed), "--preset", "tuned", "--logdir", str(out / "runs")]
+        command = [*train_py, *flags, "--exp-name", EXP_NAME, "--no-gif", *extra]
+        status = launch(command, Path(f"{stem}.log"), Path(f"{stem}.sessions.json"))
+    if status != 0:
+        return status
+    run_dir = run_folders(out / "runs", env, seed)[-1]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    evaluations, training = curves(run_dir)
+    sessions = Path(f"{stem}.sessions.json")
+    tail = [value for _, value in training[len(training) - max(1, len(training) // 10) :]]
+    keep = np.unique(np.linspace(0, len(training) - 1, min(len(training), CURVE_POINTS)).round().astype(int))
+    report = {
+        "env": env,
+        "seed": seed,
+        "run_dir": str(run_dir),
+        "extra_flags": extra,
+        "config": summary["config"],
+        "env_steps": summary["env_steps"],
+        "train_seconds": summary["train_seconds"],
+        "wall_seconds": sum(s["seconds"] for s in json.loads(sessions.read_text())) if sessions.is_file() else None,
+        "solved_at_env_steps": summary["solved_at_env_steps"],
+        "final_eval": summary["final_eval"],
+        "eval_curve": evaluations,
+        "train_curve": [training[i] for i in keep] if training else [],
+        "train_return_end": float(np.mean(tail)) if tail else None,
+    }
+    write_json(result_path(out, env, seed), report)
+    greedy = summary["final_eval"]["greedy"]["mean"]
+    say(f"{env} seed {seed}: finished, {summary['env_steps']:,} env steps, final greedy mean {greedy:.1f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv, extra = split_settings(sys.argv[1:] if argv is None else argv)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", default=",".join(SUITE), help="comma-separated ids (default: the whole suite)")
+    parser.add_argument("--seeds", default="1-3", help="e.g. 1-3 or 1,3,5 (default: 1-3)")
+    parser.add_argument("--out", default="suite", help="folder of the runs and results (default: suite)")
+    parser.add_argument("--table-only", action="store_true", help="no training: the table of what DIR/results holds")
+    parser.add_argument("--plot", metavar="FILE.png", help="draw the learning curves (needs matplotlib)")
+    args = parser.parse_args(argv)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as error:
+        bad_input(str(error))
+    envs = [env.strip() for env in args.envs.split(",") if env.strip()]
+    if not envs or any(env not in TUNED for env in envs):
+        unknown = ", ".join(env for env in envs if env not in TUNED) or "none"
+        bad_input(f"--envs: no --preset tuned entry for {unknown}; environments with one: {', '.join(TUNED)}")
+    out = Path(args.out)
+    failed = []
+    if not args.table_only:
+        for env in envs:  # every run's settings checked before the first one starts
+            for seed in seeds:
+                check_protocol(env, seed, extra, out)
+        try:
+            (out / "runs").mkdir(parents=True, exist_ok=True)
+            (out / "results").mkdir(exist_ok=True)
+        except OSError as error:
+            bad_input(f"cannot write in --out {out}: {error.strerror or error}")
+        for env in envs:
+            for seed in seeds:
+                status = run_one(env, seed, extra, out)
+                if status in STOPPED:
+                    say(f"suite.py: stopped during {env} seed {seed}; the same command continues the suite")
+                    return status
+                if status != 0:
+                    log = out / "runs" / f"{env.replace('/', '-')}__{EXP_NAME}__{seed}.log"
+                    lines = log.read_text().strip().splitlines() if log.is_file() else []
+                    say(f"{env} seed {seed}: train.py exited {status}: {lines[-1] if lines else ''} (log: {log})")
+                    failed.append(f"{env} seed {seed}")
+    found = table(envs, seeds, out)
+    interquartile_means(found, out)
+    if args.plot:
+        plot(found, args.plot)
+    if failed:
+        say(f"suite.py: failed runs ({len(failed)}): {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # between runs: every result is written whole or not at all
+        say("suite.py: SIGINT: stopped; the same command continues the suite")
+        sys.exit(130)

@@ -1,0 +1,168 @@
+"""The suite's report (bench/suite.py): the markdown table beside the anchors, rliable's interquartile
+means with stratified bootstrap confidence intervals, the learning curves. It reads only DIR/results."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from anchors import ANCHORS, NO_ANCHOR
+from common import write_json
+
+
+def result_path(out: Path, env: str, seed: int) -> Path:
+    return out / "results" / f"{env.replace('/', '-')}__{seed}.json"
+
+
+def load_results(out: Path, env: str, seeds: list[int]) -> list[dict]:
+    paths = [result_path(out, env, seed) for seed in seeds]
+    return [json.loads(path.read_text()) for path in paths if path.is_file()]
+
+
+def aligned(results: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """The k-th checks of every seed, for the k all seeds have: mean env steps (k,), returns (seeds, k)."""
+    checks = min(len(r["eval_curve"]) for r in results)
+    points = np.array([r["eval_curve"][:checks] for r in results], dtype=float).reshape(len(results), checks, 2)
+    return points[:, :, 0].mean(axis=0), points[:, :, 1]
+
+
+def shown(value: float | None, spread: float | None = None, prefix: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{prefix}{value:.1f}" + ("" if spread is None else f" ± {spread:.1f}")
+
+
+def table(envs: list[str], seeds: list[int], out: Path) -> dict[str, list[dict]]:
+    """Print the markdown table; the results per environment."""
+    print(
+        "| environment | seeds | ours: best seed-mean eval | ours: final eval | ours: training return, last 10% "
+        "| Tianshou 3M | Tianshou 10M | Spinning Up VPG 3M | target | env steps | wall s |"
+    )
+    print("|---" * 11 + "|")
+    found = {}
+    for env in envs:
+        results = found[env] = load_results(out, env, seeds)
+        anchor = ANCHORS.get(env, NO_ANCHOR)
+        theirs = [shown(*(anchor.tianshou_3m or (None,))), shown(*(anchor.tianshou_10m or (None,)))]
+        theirs += [shown(anchor.spinning_up, prefix="~"), shown(anchor.target)]
+        ours = ["-"] * 3 + theirs + ["-", "-"]
+        if results and all(r["eval_curve"] for r in results):
+            finals = [r["final_eval"]["greedy"]["mean"] for r in results]
+            ends = [r["train_return_end"] for r in results if r["train_return_end"] is not None]
+            walls = [r["wall_seconds"] or 0.0 for r in results]
+            ours = [
+                shown(float(aligned(results)[1].mean(axis=0).max())),
+                shown(float(np.mean(finals)), float(np.std(finals))),
+                shown(float(np.mean(ends)) if ends else None),
+                *theirs,
+                f"{np.mean([r['env_steps'] for r in results]):,.0f}",
+                f"{sum(walls):,.0f}",
+            ]
+        print(f"| {env} | {len(results)}/{len(seeds)} | " + " | ".join(ours) + " |")
+    print(
+        "\nbest seed-mean eval: the maximum over checks of the mean over seeds of the greedy evaluation (Tianshou's"
+        "\nmetric); final eval: the last greedy evaluation, mean ± std over seeds of each seed's mean; training"
+        "\nreturn: the stochastic training batches over the last 10% of training (what Spinning Up plots)."
+    )
+    return found
+
+
+def random_return(env: str, out: Path, episodes: int = 10) -> float:
+    """A uniform-random policy's mean return over ``episodes`` seeded episodes, measured once and kept."""
+    path = out / "results" / f"random__{env.replace('/', '-')}.json"
+    if path.is_file():
+        return json.loads(path.read_text())["mean"]
+    import gymnasium as gym
+
+    environment, returns = gym.make(env), []
+    environment.action_space.seed(0)
+    for episode in range(episodes):
+        environment.reset(seed=episode)
+        total, over = 0.0, False
+        while not over:
+            _, reward, terminated, truncated, _ = environment.step(environment.action_space.sample())
+            total, over = total + float(reward), terminated or truncated
+        returns.append(total)
+    environment.close()
+    write_json(path, {"env": env, "episodes": episodes, "returns": returns, "mean": float(np.mean(returns))})
+    return float(np.mean(returns))
+
+
+def interquartile_means(found: dict[str, list[dict]], out: Path, reps: int = 2000) -> None:
+    """rliable's IQM with 95% stratified bootstrap confidence intervals: per environment over seeds, and
+    over the environments with a Tianshou anchor on normalised scores."""
+    try:
+        from rliable import library, metrics
+    except ImportError:
+        print('\nrliable is not installed: pip install -e ".[suite]" adds the IQMs with bootstrap confidence intervals')
+        return
+
+    def iqm(scores: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(scores)])
+
+    def estimate(scores: dict[str, np.ndarray]) -> tuple[dict, dict]:
+        with warnings.catch_warnings():  # arch's notice that random_state will become a Generator
+            warnings.simplefilter("ignore", FutureWarning)
+            return library.get_interval_estimates(scores, iqm, reps=reps, random_state=np.random.RandomState(0))
+
+    finals = {env: {r["seed"]: r["final_eval"]["greedy"]["mean"] for r in runs} for env, runs in found.items() if runs}
+    if not finals:
+        return
+    points, intervals = estimate({env: np.array(list(by_seed.values()))[:, None] for env, by_seed in finals.items()})
+    print(f"\nIQM of the final greedy returns over seeds, 95% stratified bootstrap CI (rliable, {reps} samples):")
+    for env in finals:
+        low, high = intervals[env][:, 0]
+        print(f"  {env}: {points[env][0]:.1f} [{low:.1f}, {high:.1f}] (seeds: {len(finals[env])})")
+    anchored = [env for env in finals if ANCHORS.get(env) and ANCHORS[env].tianshou_3m]
+    seeds = sorted(set.intersection(*(set(finals[env]) for env in anchored))) if anchored else []
+    if not seeds:
+        return
+    columns = []
+    for env in anchored:
+        random, anchor = random_return(env, out), ANCHORS[env].tianshou_3m[0]
+        columns.append([(finals[env][seed] - random) / (anchor - random) for seed in seeds])
+    points, intervals = estimate({"all": np.array(columns).T})
+    low, high = intervals["all"][:, 0]
+    print(
+        f"aggregate IQM of (ours - random) / (Tianshou 3M - random) over {len(anchored)} environments x "
+        f"{len(seeds)} seeds: {points['all'][0]:.2f} [{low:.2f}, {high:.2f}] (1 = Tianshou's 3M figure)"
+    )
+
+
+def plot(found: dict[str, list[dict]], path: str) -> None:
+    """Per environment: the seeds' mean greedy evaluation and their min-max band against env steps, the
+    Tianshou 3M anchor dashed, the target dotted."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print('--plot needs matplotlib: pip install -e ".[suite]"', file=sys.stderr)
+        return
+    envs = [env for env, results in found.items() if results and all(r["eval_curve"] for r in results)]
+    if not envs:
+        print("--plot: no results to draw", file=sys.stderr)
+        return
+    columns = min(3, len(envs))
+    rows = -(-len(envs) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows), squeeze=False)
+    for axis, env in zip(axes.flat, envs):
+        steps, returns = aligned(found[env])
+        axis.plot(steps, returns.mean(axis=0), lw=1.5, label=f"ours: mean over seeds ({len(returns)})")
+        axis.fill_between(steps, returns.min(axis=0), returns.max(axis=0), alpha=0.25, label="min-max over seeds")
+        anchor = ANCHORS.get(env)
+        if anchor and anchor.tianshou_3m:
+            axis.axhline(anchor.tianshou_3m[0], color="red", ls="--", lw=1, label="Tianshou REINFORCE, 3M")
+        if anchor and anchor.target is not None:
+            axis.axhline(anchor.target, color="black", ls=":", lw=1, label="target")
+        axis.set(title=env, xlabel="env steps", ylabel="greedy evaluation return")
+        axis.legend(fontsize=7, loc="lower right")
+    for axis in axes.flat[len(envs) :]:
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    print(f"curves: {path}", file=sys.stderr)

@@ -1,0 +1,103 @@
+"""bench/suite.py smoke-run on two cheap environments for a few thousand steps (the suite itself is a
+benchmark, not a test): results, the table, resuming, --table-only, bad input; and ``--preset tuned``."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+
+import pytest
+from builders import ROOT, run_cli
+
+from training import TUNED, Config, make_config, parse_args
+
+SMOKE = ["--", "--total-env-steps", "3000", "--eval-every-steps", "1000", "--eval-episodes", "2"]
+ANCHOR_COLUMNS = ("Tianshou 3M", "Tianshou 10M", "Spinning Up VPG 3M", "target")
+
+
+def suite(*args):
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "suite.py"), *args], capture_output=True, text=True)
+
+
+def table(stdout):
+    """The printed markdown table: its header's columns, and its rows by environment."""
+    lines = [line for line in stdout.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].split("|")[1:-1]]
+    rows = {}
+    for line in lines[1:]:
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        rows[cells[0]] = dict(zip(header, cells))
+    return header, rows
+
+
+def test_suite_smoke_run_writes_results_and_a_table_and_does_not_train_again(tmp_path):
+    out, png = tmp_path / "suite", tmp_path / "curves.png"
+    args = ["--envs", "CartPole-v1,Pendulum-v1", "--seeds", "1", "--out", str(out)]
+    first = suite(*args, "--plot", str(png), *SMOKE)
+    assert first.returncode == 0, first.stderr
+    for env in ("CartPole-v1", "Pendulum-v1"):
+        result = json.loads((out / "results" / f"{env}__1.json").read_text())
+        steps = [step for step, _ in result["eval_curve"]]
+        assert steps and all(later > earlier for earlier, later in zip(steps, steps[1:]))
+        assert result["config"]["env"] == env and result["config"]["total_env_steps"] == 3000
+        assert result["train_curve"] and result["train_return_end"] is not None
+        assert set(result["final_eval"]["greedy"]) == {"mean", "std", "min", "max"}
+    header, rows = table(first.stdout)
+    assert set(ANCHOR_COLUMNS) <= set(header) and set(rows) == {"CartPole-v1", "Pendulum-v1"}
+    assert rows["Pendulum-v1"]["seeds"] == "1/1" and rows["Pendulum-v1"]["target"] == "-400.0"
+    assert rows["CartPole-v1"]["ours: final eval"].endswith("± 0.0")  # one seed
+    assert png.is_file() or importlib.util.find_spec("matplotlib") is None
+    folders = sorted(path.name for path in (out / "runs").iterdir())
+
+    again = suite(*args, *SMOKE)  # resumable: nothing is trained twice
+    assert again.returncode == 0, again.stderr
+    assert "CartPole-v1 seed 1: done" in again.stderr and "Pendulum-v1 seed 1: done" in again.stderr
+    assert sorted(path.name for path in (out / "runs").iterdir()) == folders
+    assert table(again.stdout) == (header, rows)
+
+    only = suite(*args, "--table-only")
+    assert only.returncode == 0, only.stderr
+    assert table(only.stdout) == (header, rows) and "training" not in only.stderr
+
+    other = suite(*args, *SMOKE[:2], "4000", *SMOKE[3:])  # one --out, one protocol
+    assert other.returncode == 2 and "other settings (total_env_steps)" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--envs", "CartPole-v1,Nope-v0"], "no --preset tuned entry for Nope-v0"), (["--seeds", "3-x"], "bad seeds")],
+)
+def test_suite_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    result = suite(*args, "--out", str(tmp_path / "suite"))
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "suite").exists()
+
+
+def test_preset_tuned_without_an_entry_is_one_line_naming_the_environments_with_one(tmp_path):
+    result = run_cli("--env", "FrozenLake-v1", "--preset", "tuned", "--logdir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert "--preset tuned has no entry for FrozenLake-v1" in line and all(env in line for env in TUNED)
+    assert not (tmp_path / "runs").exists()
+
+
+def tuned_config(argv):
+    flags, mode = parse_args(argv)
+    return make_config(flags, mode.preset)
+
+
+def test_preset_tuned_takes_the_entry_of_the_env_and_flags_override_it():
+    config = tuned_config(["--env", "Pendulum-v1", "--preset", "tuned"])
+    assert {name: getattr(config, name) for name in TUNED["Pendulum-v1"]} == TUNED["Pendulum-v1"]
+    assert (config.total_env_steps, config.eval_episodes, config.stop_when_solved) == (1_000_000, 100, False)
+    assert config.exp_name == "tuned"
+    assert config.agent_config() == Config().agent_config()  # no agent setting measured yet: the defaults
+    config = tuned_config(["--env", "Pendulum-v1", "--preset", "tuned", "--total-env-steps", "5000"])
+    assert config.total_env_steps == 5000 and config.eval_every_steps == TUNED["Pendulum-v1"]["eval_every_steps"]
+    assert tuned_config(["--preset", "tuned"]).total_env_steps == TUNED["CartPole-v1"]["total_env_steps"]
+    assert TUNED["Hopper-v5"]["eval_episodes"] == 10 and TUNED["Hopper-v5"]["total_env_steps"] == 3_000_000
+    # a resumed run keeps its own settings, whatever the preset
+    saved = asdict(Config(env="Pendulum-v1", total_env_steps=1234))
+    assert make_config({}, "tuned", saved).total_env_steps == 1234

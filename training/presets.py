@@ -1,0 +1,152 @@
+"""Named sets of settings: ``--preset textbook``, ``--preset seed`` and ``--preset tuned``.
+
+A preset maps ``Config`` field names to values; each name is a flag of ``train.py`` (``total_env_steps`` is
+``--total-env-steps``), and flags given on the command line override the preset. ``TUNED`` holds one entry
+per environment of the suite (``bench/suite.py``), in the convention of rl-baselines3-zoo's hyper-parameter
+files: ``python train.py --env Hopper-v5 --preset tuned`` alone runs one seed of that environment's row. An
+environment with no entry keeps the defaults; ``--preset tuned`` on it is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# REINFORCE as in the textbook: Monte-Carlo returns (a time limit ends an episode like a terminal state),
+# one gradient step per batch, no entropy bonus, PyTorch's default initial weights; the defaults before
+# the robustness work (README, "Robustness").
+TEXTBOOK: dict[str, Any] = dict(
+    hidden_sizes=(64,),
+    activation="tanh",
+    init="default",
+    learning_rate=0.03,
+    gamma=0.99,
+    bootstrap="none",
+    normalize="batch",
+    normalize_observations=True,
+    passes=1,
+    minibatch_size=None,
+    baseline=False,
+    value_learning_rate=0.01,
+    entropy_coef=0.0,
+    max_grad_norm=None,
+)
+
+# The seed notebook: the textbook algorithm with 5 episodes of at most 200 steps per update, 100 updates,
+# gamma 0.95, per-episode normalisation, Adam 0.01, one layer of 16 ELU units, raw observations, no early
+# stop. Every agent setting is named, so that the presets keep their meaning whatever the defaults become.
+PRESETS: dict[str, dict[str, Any]] = {
+    "textbook": TEXTBOOK,
+    "seed": {
+        **TEXTBOOK,
+        **dict(
+            num_envs=5,
+            episodes_per_update=5,
+            max_episode_steps=200,
+            max_updates=100,
+            target_return=195.0,  # Gymnasium's CartPole-v0 pairs 200-step episodes with 195
+            stop_when_solved=False,
+            hidden_sizes=(16,),
+            activation="elu",
+            learning_rate=0.01,
+            gamma=0.95,
+            normalize="episode",
+            normalize_observations=False,
+        ),
+    },
+}
+
+# ---------------------------------------------------------------------------------------- the suite
+# The suite's protocol, shared by each family of environments. No early stop: every run trains its whole
+# budget, so that the learning curves of the seeds cover the same steps. About 100 checks in a 3M run,
+# 50 in the others.
+
+# The MuJoCo anchors' protocol (Tianshou's examples/mujoco REINFORCE benchmark): 3M env steps, a
+# deterministic test of 10 episodes after every epoch of 30,000 steps.
+MUJOCO: dict[str, Any] = dict(
+    total_env_steps=3_000_000,
+    eval_every_steps=30_000,
+    eval_episodes=10,
+    stop_when_solved=False,
+)
+
+# The classic tasks (Box2D, classic control): 100 greedy episodes per check, as Gymnasium's "solved"
+# (a mean over 100 episodes) is defined.
+LUNAR: dict[str, Any] = dict(
+    total_env_steps=3_000_000,  # the target: greedy mean >= 200 on every seed within 3M
+    eval_every_steps=60_000,  # 100 episodes of up to 1,000 steps per check: 50 checks, not 100
+    eval_episodes=100,
+    stop_when_solved=False,
+)
+CLASSIC_1M: dict[str, Any] = dict(
+    total_env_steps=1_000_000,  # Pendulum's target: beat -400 within 1M; the MountainCars: report
+    eval_every_steps=20_000,
+    eval_episodes=100,
+    stop_when_solved=False,
+)
+CLASSIC_500K: dict[str, Any] = dict(
+    total_env_steps=500_000,  # the budget of the README's solve protocol
+    eval_every_steps=10_000,
+    eval_episodes=100,
+    stop_when_solved=False,  # the suite draws whole curves (the solve benchmark, bench/solve.py, stops)
+)
+
+# Per environment: the protocol, then the agent settings measured best on it. None is measured yet: every
+# entry is protocol only; agent settings are the defaults until measured. A measured setting goes in its
+# entry with a comment saying what was measured (seeds, budget, the result against the defaults').
+TUNED: dict[str, dict[str, Any]] = {
+    # MuJoCo (Gymnasium's v5; the anchors ran v2/v3 under mujoco-py), cheapest first
+    "InvertedPendulum-v5": {
+        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+    },
+    "InvertedDoublePendulum-v5": {
+        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+    },
+    "Reacher-v5": {
+        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+    },
+    "Swimmer-v5": {
+        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+    },
+    "HalfCheetah-v5": {
+        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+    },
+    "Hopper-v5": {
+        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+    },
+    "Walker2d-v5": {
+        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+    },
+    "Ant-v5": {
+        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+    },
+    "Humanoid-v5": {
+        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+    },
+    # Box2D (pip install "gymnasium[box2d]")
+    "LunarLander-v3": {
+        **LUNAR,  # protocol only; agent settings are the defaults until measured
+    },
+    # classic control
+    "Pendulum-v1": {
+        **CLASSIC_1M,  # protocol only; agent settings are the defaults until measured
+    },
+    "MountainCarContinuous-v0": {
+        **CLASSIC_1M,  # protocol only; agent settings are the defaults until measured
+    },
+    "MountainCar-v0": {
+        **CLASSIC_1M,  # protocol only; agent settings are the defaults until measured
+    },
+    "CartPole-v1": {
+        **CLASSIC_500K,  # protocol only; agent settings are the defaults until measured
+    },
+    "Acrobot-v1": {
+        **CLASSIC_500K,  # protocol only; agent settings are the defaults until measured
+    },
+}
+
+
+def tuned(env: str) -> dict[str, Any]:
+    """The settings of ``--preset tuned`` for ``env``; a one-line ``ValueError`` when it has no entry."""
+    if env not in TUNED:
+        raise ValueError(f"--preset tuned has no entry for {env}; environments with one: {', '.join(TUNED)}")
+    return TUNED[env]
