@@ -7,6 +7,8 @@ python train.py --heuristic              # the notebook's hard-coded CartPole po
 python train.py --watch runs/<run>       # play a trained agent
 python train.py --resume runs/<run>      # continue a stopped run in its folder
 python train.py --preset textbook        # plain REINFORCE (the robustness defaults off)
+python train.py --env Hopper-v5 --preset tuned   # one seed of the suite's row (training/presets.py)
+PYTHONPATH=. python train.py --env my_envs:Corridor-v0   # an environment of your own (module:EnvId)
 python train.py --env InvertedPendulum-v5   # continuous actions
 python train.py --help                   # every setting, with its default
 torchrun --standalone --nproc_per_node=2 train.py   # one run over 2 worker processes

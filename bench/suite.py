@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITE = tuple(TUNED)  # every environment with a --preset tuned entry, in that file's order: cheapest first
 EXP_NAME, CURVE_POINTS, STOPPED = "suite", 300, (130, 143)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-TAGS = ("eval/return_mean", "charts/episodic_return")
+TAGS = ("eval/return_mean", "eval/sampled_return_mean", "charts/episodic_return")
 # the settings that define a run's experiment (not housekeeping such as --logdir or --threads)
 EXPERIMENT = [f.name for f in fields(Config) if f.metadata.get("experiment", True)]
 
@@ -120,18 +120,15 @@ def launch(command: list[str], log: Path, sessions: Path) -> int:
     return status
 
 
-def curves(run_dir: Path) -> tuple[list, list]:
-    """The greedy evaluations and the training-batch returns, (env steps, value) each, from TensorBoard."""
+def curves(run_dir: Path) -> dict[str, list]:
+    """The greedy and the sampled evaluations and the training-batch returns, [env steps, value] each, by
+    TensorBoard tag (one check per env step: train.py's final evaluation at a check's step is that check)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
-    pick = {tag: [[e.step, e.value] for e in events.Scalars(tag)] if tag in scalars else [] for tag in TAGS}
-    evaluations = pick["eval/return_mean"]
-    # the final evaluation is logged at the step of the last check when training ends on one: keep the check's
-    evaluations = [point for i, point in enumerate(evaluations) if i == 0 or point[0] != evaluations[i - 1][0]]
-    return evaluations, pick["charts/episodic_return"]
+    return {tag: [[e.step, e.value] for e in events.Scalars(tag)] if tag in scalars else [] for tag in TAGS}
 
 
 def check_protocol(env: str, seed: int, extra: list[str], out: Path) -> None:
@@ -172,7 +169,8 @@ def run_one(env: str, seed: int, extra: list[str], out: Path) -> int:
         return status
     run_dir = run_folders(out / "runs", env, seed)[-1]
     summary = json.loads((run_dir / "summary.json").read_text())
-    evaluations, training = curves(run_dir)
+    found = curves(run_dir)
+    training = found["charts/episodic_return"]
     sessions = Path(f"{stem}.sessions.json")
     tail = [value for _, value in training[len(training) - max(1, len(training) // 10) :]]
     keep = np.unique(np.linspace(0, len(training) - 1, min(len(training), CURVE_POINTS)).round().astype(int))
@@ -187,7 +185,8 @@ def run_one(env: str, seed: int, extra: list[str], out: Path) -> int:
         "wall_seconds": sum(s["seconds"] for s in json.loads(sessions.read_text())) if sessions.is_file() else None,
         "solved_at_env_steps": summary["solved_at_env_steps"],
         "final_eval": summary["final_eval"],
-        "eval_curve": evaluations,
+        "eval_curve": found["eval/return_mean"],
+        "sampled_eval_curve": found["eval/sampled_return_mean"],
         "train_curve": [training[i] for i in keep] if training else [],
         "train_return_end": float(np.mean(tail)) if tail else None,
     }
