@@ -1,5 +1,5 @@
 """The algorithm against definitions and slow references: discounted returns, advantage normalisation, the
-loss and its gradient, the guard against non-finite updates."""
+loss and its gradient (the guard against non-finite updates: test_guard.py)."""
 
 import math
 
@@ -174,63 +174,6 @@ def test_loss_gradient_equals_notebook_per_step_method(n_actions, normalize):
     assert steps == sum(len(e[2]) for e in episodes)
     for got, expected in zip(batched, per_step):
         torch.testing.assert_close(got, expected / steps, atol=1e-6, rtol=1e-5)
-
-
-@pytest.mark.parametrize("poison", ["reward", "observation"])
-def test_a_non_finite_batch_never_reaches_the_weights(poison):
-    agent = ReinforceAgent(spaces.Box(-1, 1, (3,)), spaces.Discrete(2), AgentConfig(normalize_observations=True), 0)
-    rng = np.random.default_rng(4)
-    obs, rewards = rng.normal(size=(6, 3)), rng.normal(size=6)
-    if poison == "reward":
-        rewards[2] = np.nan
-    else:
-        obs[4, 1] = np.inf
-    before = {k: v.clone() for k, v in agent.policy.state_dict().items()}
-    stats = agent.update(EpisodeBatch.from_episodes([(obs, [0, 1, 1, 0, 1, 0], rewards)]))
-    assert stats["skipped_steps"] == agent.config.passes == 2  # every pass's step (the default: 2 passes)
-    after = agent.policy.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and input statistics alike
-    assert not agent.optimizer.state  # Adam's moments were not touched either
-
-
-def adam_states(optimizer):
-    return [{k: v.clone() for k, v in state.items()} for state in optimizer.state.values()]
-
-
-@pytest.mark.parametrize("network", ["policy", "value"])
-@pytest.mark.parametrize("learning_rate", [1e38, math.inf])
-def test_a_step_that_would_leave_a_weight_or_adams_state_non_finite_is_undone(network, learning_rate):
-    """A finite loss and gradient, yet the step overflows: at 1e38 torch refuses Adam's float32 step size
-    half-way through the parameters, at infinity (set on the optimizer, past the config's check) the
-    weights become NaN. Every weight and Adam moment of both networks is put back."""
-    agent = ReinforceAgent(spaces.Box(-1, 1, (3,)), spaces.Discrete(2), AgentConfig(baseline=True), seed=0)
-    rng = np.random.default_rng(4)
-    batch = EpisodeBatch.from_episodes([(rng.normal(size=(6, 3)), [0, 1, 1, 0, 1, 0], rng.normal(size=6))])
-    agent.update(batch)  # a good step first, so that Adam has moments to put back
-    (agent.optimizer if network == "policy" else agent.value_optimizer).param_groups[0]["lr"] = learning_rate
-    networks = {"policy": agent.policy, "value": agent.value}
-    before = {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in networks.items()}
-    moments = [adam_states(agent.optimizer), adam_states(agent.value_optimizer)]
-    stats = agent.update(batch)
-    assert stats["skipped_steps"] == agent.config.passes  # every pass's step overflows
-    for name, net in networks.items():
-        assert all(torch.equal(before[name][k], v) for k, v in net.state_dict().items()), name
-    for saved, optimizer in zip(moments, (agent.optimizer, agent.value_optimizer)):
-        now = adam_states(optimizer)
-        assert len(now) == len(saved) and all(torch.equal(a[k], b[k]) for a, b in zip(saved, now) for k in a)
-    assert np.isfinite(agent.numpy_policy().outputs(np.zeros((1, 3), np.float32))).all()
-
-
-def test_input_statistics_that_would_overflow_the_first_layer_are_undone():
-    """Observations near float32's limit train a finite step, but folding their mean into the first layer
-    (so that the policy keeps computing the same function) would overflow its biases."""
-    config = AgentConfig(init="default")  # PyTorch's initial weights: the folded mean overflows their biases
-    agent = ReinforceAgent(spaces.Box(-np.inf, np.inf, (4,)), spaces.Discrete(2), config, 0)
-    batch = EpisodeBatch.from_episodes([(np.full((6, 4), 3.3e38), [0, 1, 1, 0, 1, 0], np.arange(6.0))])
-    stats = agent.update(batch)
-    assert stats["skipped_steps"] == 1
-    assert all(torch.isfinite(v).all() for v in agent.policy.state_dict().values())
-    assert agent.policy.normalizer.count == 0  # the statistics were not refreshed
 
 
 def test_returns_of_an_empty_sequence_are_empty():
