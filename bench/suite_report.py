@@ -75,16 +75,18 @@ def random_return(env: str, out: Path, episodes: int = 10) -> float:
     path = out / "results" / f"random__{env.replace('/', '-')}.json"
     if path.is_file():
         return json.loads(path.read_text())["mean"]
-    import gymnasium as gym
+    from envs import make_env, time_limit
 
-    environment, returns = gym.make(env), []
+    environment, returns = make_env(env), []
     environment.action_space.seed(0)
     for episode in range(episodes):
         environment.reset(seed=episode)
-        total, over = 0.0, False
-        while not over:
+        total = 0.0
+        for _ in range(time_limit(env)):  # bounded: the time limit ends the episode by then
             _, reward, terminated, truncated, _ = environment.step(environment.action_space.sample())
-            total, over = total + float(reward), terminated or truncated
+            total += float(reward)
+            if terminated or truncated:
+                break
         returns.append(total)
     environment.close()
     write_json(path, {"env": env, "episodes": episodes, "returns": returns, "mean": float(np.mean(returns))})
