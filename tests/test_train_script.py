@@ -159,6 +159,22 @@ def test_acrobot_leaves_the_minus_500_floor_where_the_textbook_algorithm_stays()
     assert returns_per_update(None)[-1] > -300
 
 
+def test_anneal_lr_decays_both_rates_linearly_by_env_steps():
+    config = make_config({"anneal_lr": True, "baseline": True, "total_env_steps": 3000, "learning_rate": 0.02})
+    trainer, used = Trainer(config), []
+    while trainer.within_budget():
+        before = trainer.state.env_steps
+        trainer.step()
+        rates = (trainer.agent.optimizer.param_groups[0]["lr"], trainer.agent.value_optimizer.param_groups[0]["lr"])
+        used.append((before, *rates))
+    trainer.close()
+    assert used[0][1:] == (0.02, 0.01) and len(used) > 2  # the first update at the full rates
+    for before, rate, value_rate in used:
+        share = 1 - before / 3000  # of the budget still to train
+        assert rate == pytest.approx(0.02 * share) and value_rate == pytest.approx(0.01 * share)
+    assert make_config({}).anneal_lr is False  # off unless asked for
+
+
 def test_evaluating_never_changes_training():
     def parameters_after(updates, evaluate_every_update):
         config = make_config({"max_updates": updates, "eval_episodes": 10, "seed": 2})

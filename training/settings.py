@@ -36,6 +36,7 @@ class Config(AgentConfig):
     eval_episodes: int = setting(100, "episodes per evaluation, on seeds training never uses")
     target_return: float | None = setting(None, "mean greedy return that counts as solved (none: the env's)")
     stop_when_solved: bool = setting(True, "stop training at the first evaluation that reaches the target")
+    anneal_lr: bool = setting(False, "decay the learning rates linearly to 0 over total_env_steps (CleanRL's)")
     # housekeeping: how the run is logged and kept, not what it learns (left out of TensorBoard's HPARAMS)
     logdir: str = setting("runs", "root folder of the runs", experiment=False)
     exp_name: str = setting(

@@ -93,6 +93,8 @@ class Trainer:
         sample = self.agent.sample_unchecked
         act = sample if sampling is None else functools.partial(sample, rng=sampling)
         rollout = collect_episodes(self.env, act, self.quotas, seed=seed, max_episode_steps=self.episode_limit)
+        if config.anneal_lr:
+            self.anneal_learning_rates()
         stats = self.agent.update(rollout.batch, distributed=workers.size > 1)
         state.train_seconds += time.perf_counter() - started
         returns, lengths = (workers.concatenate(x) for x in (rollout.episode_returns, rollout.episode_lengths))
@@ -104,6 +106,19 @@ class Trainer:
         state.skipped_updates += update.skipped
         state.skipped_in_a_row = state.skipped_in_a_row + 1 if update.skipped else 0
         return update
+
+    def anneal_learning_rates(self) -> None:
+        """Set each optimizer's rate to its setting times the budget's share still to train (by env steps,
+        before this update): the first update at the full rate, none at 0. Set afresh from the run's
+        counters at every update, so a resumed run follows the same schedule."""
+        config, agent = self.config, self.agent
+        remaining = 1.0 - self.state.env_steps / config.total_env_steps
+        rates = [(agent.optimizer, config.learning_rate)]
+        if agent.value is not None:
+            rates.append((agent.value_optimizer, config.value_learning_rate))
+        for optimizer, rate in rates:
+            for group in optimizer.param_groups:
+                group["lr"] = rate * remaining
 
     def close(self) -> None:
         self.env.close()
