@@ -16,7 +16,7 @@ from gymnasium import spaces
 
 from agents.batch import EpisodeBatch, check_one_per_step, episode_ids
 from agents.checkpoint import CheckpointError, check_moments, check_tensors, does_not_fit, load_safely, save_atomically
-from agents.config import AgentConfig
+from agents.config import AgentConfig, check_seed
 from agents.distributed import LOCAL, PROCESS_GROUP, Combiner
 from agents.guard import apply_or_undo, step_or_undo
 from agents.numpy_policy import Actor, NumpyPolicy
@@ -73,7 +73,7 @@ class ReinforceAgent:
         self.config = config = config or AgentConfig()
         self.obs_dim = input_size(observation_space)
         self.encode = observation_encoder(observation_space)  # the one encoder, for acting and learning
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(check_seed(seed))
         continuous = isinstance(action_space, spaces.Box)
         with torch.random.fork_rng():
             if seed is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -13,6 +14,14 @@ BOOTSTRAPS: tuple[str, ...] = ("none", "mean")
 Initialization = Literal["default", "orthogonal"]
 INITIALIZATIONS: tuple[str, ...] = ("default", "orthogonal")
 ACTIVATION_NAMES: tuple[str, ...] = ("elu", "relu", "tanh", "gelu", "silu")  # gelu: its tanh form
+
+
+def check_seed(seed: int | None) -> int | None:
+    """``seed`` if torch, numpy and Gymnasium all take it (torch none from 2**64, numpy and Gymnasium none
+    below 0), or None; else a one-line ``ValueError``."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64):
+        raise ValueError(f"seed must be an integer from 0 to 2**64 - 1 ({2**64 - 1}), got {seed!r}")
+    return seed
 
 
 def setting(default: Any, help: str, **extra: Any) -> Any:

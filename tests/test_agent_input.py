@@ -124,3 +124,10 @@ def test_episode_batches_refuse_parts_that_do_not_line_up():
         with pytest.raises(ValueError, match=message) as error:
             EpisodeBatch(**{**parts, **flags, name: wrong})
         one_line(error.value)
+
+
+@pytest.mark.parametrize("seed", [10**30, 2**64, -1, 1.5, True, "1"])
+def test_seeds_that_torch_numpy_or_gymnasium_cannot_take_are_refused(seed):
+    with pytest.raises(ValueError, match=r"seed must be an integer from 0 to 2\*\*64 - 1"):
+        make_agent(seed=seed)
+    assert make_agent(seed=2**64 - 1).act(np.zeros(4)) in (0, 1) and make_agent(seed=np.int64(3)) is not None

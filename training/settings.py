@@ -12,7 +12,7 @@ from dataclasses import Field, asdict, dataclass, fields
 from typing import Any
 
 from agents import AgentConfig
-from agents.config import setting
+from agents.config import check_seed, setting
 from envs.factory import VECTORIZATIONS
 from training.presets import PRESETS, tuned
 
@@ -78,8 +78,10 @@ class Config(AgentConfig):
         for name in ("max_episode_steps", "max_updates", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 or none, got {getattr(self, name)}")
-        if not 0 <= self.seed < 2**64:  # torch takes seeds below 2**64, numpy and Gymnasium none below 0
-            raise ValueError(f"seed must be from 0 to 2**64 - 1 ({2**64 - 1}), got {self.seed}: give another --seed")
+        try:
+            check_seed(self.seed)
+        except ValueError as error:
+            raise ValueError(f"{error}: give another --seed") from None
         if self.target_return is not None and not math.isfinite(self.target_return):  # NaN is never reached
             raise ValueError(f"target_return must be finite or none (the environment's), got {self.target_return}")
         try:
