@@ -83,7 +83,10 @@ def expected_config(env: str, seed: int, extra: list[str], runs: Path) -> dict:
 
 
 def differences(saved: dict, expected: dict) -> list[str]:
-    return [name for name in EXPERIMENT if saved.get(name) != expected[name]]
+    """The experiment's settings that differ; one newer than the saved run counts at its default (as
+    ``--resume`` reads an older config), since the run was made with that behaviour."""
+    defaults = json.loads(json.dumps(asdict(Config())))
+    return [name for name in EXPERIMENT if saved.get(name, defaults[name]) != expected[name]]
 
 
 def run_folders(runs: Path, env: str, seed: int) -> list[Path]:
