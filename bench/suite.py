@@ -180,9 +180,9 @@ def run_one(env: str, seed: int, extra: list[str], out: Path) -> int:
     report = {
         "env": env,
         "seed": seed,
-        "run_dir": str(run_dir),
+        "run_dir": str(run_dir.relative_to(out)),  # paths relative to --out: the results can move
         "extra_flags": extra,
-        "config": summary["config"],
+        "config": {**summary["config"], "logdir": "runs"},
         "env_steps": summary["env_steps"],
         "train_seconds": summary["train_seconds"],
         "wall_seconds": sum(s["seconds"] for s in json.loads(sessions.read_text())) if sessions.is_file() else None,

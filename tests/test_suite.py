@@ -41,6 +41,7 @@ def test_suite_smoke_run_writes_results_and_a_table_and_does_not_train_again(tmp
         steps = [step for step, _ in result["eval_curve"]]
         assert steps and all(later > earlier for earlier, later in zip(steps, steps[1:]))
         assert [step for step, _ in result["sampled_eval_curve"]] == steps  # both evaluations at every check
+        assert result["run_dir"].startswith("runs/") and result["config"]["logdir"] == "runs"  # relative to --out
         assert result["config"]["env"] == env and result["config"]["total_env_steps"] == 3000
         assert result["train_curve"] and result["train_return_end"] is not None
         assert set(result["final_eval"]["greedy"]) == {"mean", "std", "min", "max"}
