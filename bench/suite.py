@@ -42,6 +42,7 @@ import numpy as np
 from common import parse_seeds, split_settings, write_json
 from suite_report import interquartile_means, plot, result_path, table
 
+from training.checkpoints import run_name
 from training.presets import TUNED
 from training.settings import Config, make_config, parse_args
 
@@ -89,9 +90,15 @@ def differences(saved: dict, expected: dict) -> list[str]:
     return [name for name in EXPERIMENT if saved.get(name, defaults[name]) != expected[name]]
 
 
-def run_folders(runs: Path, env: str, seed: int) -> list[Path]:
+def stem(out: Path, env: str, seed: int) -> Path:
+    """The path of (env, seed)'s run folders before their time stamp, and of its log and session times."""
+    return out / "runs" / run_name(env, EXP_NAME, seed)
+
+
+def run_folders(out: Path, env: str, seed: int) -> list[Path]:
     """The run folders of (env, seed), oldest first (train.py names them <env>__<exp_name>__<seed>__<time>)."""
-    folders = [p for p in runs.glob(f"{env.replace('/', '-')}__{EXP_NAME}__{seed}__*") if p.is_dir()]
+    base = stem(out, env, seed)
+    folders = [p for p in base.parent.glob(f"{base.name}__*") if p.is_dir()]
     return sorted(folders, key=lambda p: int(p.name.rsplit("__", 1)[1]) if p.name[-1].isdigit() else -1)
 
 
@@ -137,7 +144,7 @@ def curves(run_dir: Path) -> dict[str, list]:
 def check_protocol(env: str, seed: int, extra: list[str], out: Path) -> None:
     """Refuse (exit 2) a run whose result or run folder in ``out`` has other settings than this command's."""
     expected, result = expected_config(env, seed, extra, out / "runs"), result_path(out, env, seed)
-    folders = run_folders(out / "runs", env, seed)
+    folders = run_folders(out, env, seed)
     if result.is_file():
         path, saved = result, json.loads(result.read_text())["config"]
     elif folders and (folders[-1] / "config.json").is_file():
@@ -154,27 +161,27 @@ def run_one(env: str, seed: int, extra: list[str], out: Path) -> int:
     if result_path(out, env, seed).is_file():
         say(f"{env} seed {seed}: done")
         return 0
-    stem = out / "runs" / f"{env.replace('/', '-')}__{EXP_NAME}__{seed}"
-    folders = run_folders(out / "runs", env, seed)
+    base = stem(out, env, seed)
+    folders = run_folders(out, env, seed)
     last = folders[-1] if folders else None
     train_py = [sys.executable, str(ROOT / "train.py")]
     if last and (last / "summary.json").is_file():
         status = 0  # trained; only its result is missing
     elif last and (last / "checkpoint.pt").is_file():
-        say(f"{env} seed {seed}: resuming {last} (log: {stem}.log)")
-        status = launch([*train_py, "--resume", str(last)], Path(f"{stem}.log"), Path(f"{stem}.sessions.json"))
+        say(f"{env} seed {seed}: resuming {last} (log: {base}.log)")
+        status = launch([*train_py, "--resume", str(last)], Path(f"{base}.log"), Path(f"{base}.sessions.json"))
     else:
-        say(f"{env} seed {seed}: training (log: {stem}.log)")
+        say(f"{env} seed {seed}: training (log: {base}.log)")
         flags = ["--env", env, "--seed", str(seed), "--preset", "tuned", "--logdir", str(out / "runs")]
         command = [*train_py, *flags, "--exp-name", EXP_NAME, "--no-gif", *extra]
-        status = launch(command, Path(f"{stem}.log"), Path(f"{stem}.sessions.json"))
+        status = launch(command, Path(f"{base}.log"), Path(f"{base}.sessions.json"))
     if status != 0:
         return status
-    run_dir = run_folders(out / "runs", env, seed)[-1]
+    run_dir = run_folders(out, env, seed)[-1]
     summary = json.loads((run_dir / "summary.json").read_text())
     found = curves(run_dir)
     training = found["charts/episodic_return"]
-    sessions = Path(f"{stem}.sessions.json")
+    sessions = Path(f"{base}.sessions.json")
     tail = [value for _, value in training[len(training) - max(1, len(training) // 10) :]]
     keep = np.unique(np.linspace(0, len(training) - 1, min(len(training), CURVE_POINTS)).round().astype(int))
     report = {
@@ -234,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"suite.py: stopped during {env} seed {seed}; the same command continues the suite")
                     return status
                 if status != 0:
-                    log = out / "runs" / f"{env.replace('/', '-')}__{EXP_NAME}__{seed}.log"
+                    log = Path(f"{stem(out, env, seed)}.log")
                     lines = log.read_text().strip().splitlines() if log.is_file() else []
                     say(f"{env} seed {seed}: train.py exited {status}: {lines[-1] if lines else ''} (log: {log})")
                     failed.append(f"{env} seed {seed}")

@@ -30,6 +30,12 @@ LOCK = ".lock"  # held by the process that writes the run (see ``lock_run``)
 RUN_FORMAT = "reinforce-run/2"  # 2: the flat settings inside the checkpoint
 
 
+def run_name(env: str, exp_name: str, seed: int) -> str:
+    """``<env>__<exp_name>__<seed>``: a run folder's name before its time stamp (CleanRL's), the env id's
+    namespace slash and module colon made safe in a folder name."""
+    return f"{env.replace('/', '-').replace(':', '.')}__{exp_name}__{seed}"
+
+
 def new_run_dir(config: Config) -> Path:
     """A new folder ``<logdir>/<env>__<exp_name>__<seed>__<unix time>`` (CleanRL's run names) holding the
     run's ``config.json``."""
@@ -37,8 +43,8 @@ def new_run_dir(config: Config) -> Path:
     stamp = int(time.time())
     try:
         root.mkdir(parents=True, exist_ok=True)
-        env = config.env.replace("/", "-").replace(":", ".")  # a namespace's slash, a module's colon
-        while (run_dir := root / f"{env}__{config.exp_name}__{config.seed}__{stamp}").exists():
+        name = run_name(config.env, config.exp_name, config.seed)
+        while (run_dir := root / f"{name}__{stamp}").exists():
             stamp += 1
         run_dir.mkdir()
     except OSError as error:
