@@ -22,6 +22,14 @@ VECTORIZATIONS: tuple[str, ...] = ("auto", "vector_entry_point", "sync", "async"
 LONGEST_EPISODE = 1_000_000
 
 
+def episode_too_long(max_episode_steps: int) -> ValueError:
+    """The one-line error of a loop over an environment whose episode outlasted its bound."""
+    return ValueError(
+        f"an episode ran past {max_episode_steps} steps without ending: give the environment a time limit, "
+        "or a larger max_episode_steps"
+    )
+
+
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     """The registry entry of ``env_id``, or a one-line ``ValueError`` (with close matches for a typo).
 

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from agents import CheckpointError, ReinforceAgent
-from envs.factory import LONGEST_EPISODE, make_env
+from envs.factory import LONGEST_EPISODE, episode_too_long, make_env
 
 # pygame must not look for a display when rendering to arrays (servers, CI).
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -73,10 +73,7 @@ def play_episode(
     done = False
     while not done:
         if episode.length == max_episode_steps:
-            raise ValueError(
-                f"an episode ran past {max_episode_steps} steps without ending: give the environment a time limit, "
-                "or a larger max_episode_steps"
-            )
+            raise episode_too_long(max_episode_steps)
         if keep_frames and episode.length % FRAME_STRIDE == 0:
             episode.frames.append(_shrink(env.render()))
         taken, drawn = agent.sample(observation, deterministic)

@@ -17,7 +17,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from agents import EpisodeBatch, ReinforceAgent
 from agents.batch import episode_ids
-from envs.factory import LONGEST_EPISODE
+from envs.factory import LONGEST_EPISODE, episode_too_long
 
 
 @dataclass
@@ -75,10 +75,7 @@ def collect_episodes(
     # A NEXT_STEP reset step reports terminated = truncated = False, so every True is an episode end.
     while remaining.max() > 0:
         if len(reward_steps) == most_steps:
-            raise ValueError(
-                f"an episode ran past {max_episode_steps} steps without ending: give the environment a time limit, "
-                "or a larger max_episode_steps"
-            )
+            raise episode_too_long(max_episode_steps)
         actions, recorded = act(observations)
         obs_steps.append(observations)
         action_steps.append(recorded)
