@@ -126,7 +126,11 @@ TUNED: dict[str, dict[str, Any]] = {
         "episodes_per_update": 40,  # every episode is 50 steps: 2,000 per update
     },
     "Swimmer-v5": {
-        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+        **MUJOCO,
+        **MUJOCO_A,
+        "num_envs": 4,
+        "episodes_per_update": 4,  # every episode is 1,000 steps: 4,000 per update
+        "gamma": 0.9999,  # Swimmer's reward is forward speed, paid over the whole episode (rl-baselines3-zoo's choice)
     },
     "HalfCheetah-v5": {
         **MUJOCO,
@@ -141,13 +145,22 @@ TUNED: dict[str, dict[str, Any]] = {
         "episodes_per_update": 16,  # episodes of 20 to 1,000 steps: 300-16,000 per update
     },
     "Walker2d-v5": {
-        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+        **MUJOCO,
+        **MUJOCO_A,
+        "num_envs": 8,
+        "episodes_per_update": 16,  # Hopper's: the same early falls, episodes of 10 to 1,000 steps
     },
     "Ant-v5": {
-        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+        **MUJOCO,
+        **MUJOCO_A,
+        "num_envs": 8,
+        "episodes_per_update": 8,  # episodes of up to 1,000 steps: at most 8,000 per update
     },
     "Humanoid-v5": {
-        **MUJOCO,  # protocol only; agent settings are the defaults until measured
+        **MUJOCO,
+        **MUJOCO_A,
+        "num_envs": 8,
+        "episodes_per_update": 32,  # InvertedDoublePendulum's: the first policies fall within about 25 steps
     },
     # Box2D (pip install "gymnasium[box2d]")
     "LunarLander-v3": {
