@@ -53,13 +53,14 @@ def table(envs: list[str], seeds: list[int], out: Path) -> dict[str, list[dict]]
             finals = [r["final_eval"]["greedy"]["mean"] for r in results]
             ends = [r["train_return_end"] for r in results if r["train_return_end"] is not None]
             walls = [r["wall_seconds"] or 0.0 for r in results]
+            workers = sorted({r.get("workers", 1) for r in results} - {1})  # torchrun's processes per run
             ours = [
                 shown(float(aligned(results)[1].mean(axis=0).max())),
                 shown(float(np.mean(finals)), float(np.std(finals))),
                 shown(float(np.mean(ends)) if ends else None),
                 *theirs,
                 f"{np.mean([r['env_steps'] for r in results]):,.0f}",
-                f"{sum(walls):,.0f}",
+                f"{sum(walls):,.0f}" + (f" ({'/'.join(map(str, workers))} workers)" if workers else ""),
             ]
         print(f"| {env} | {len(results)}/{len(seeds)} | " + " | ".join(ours) + " |")
     print(

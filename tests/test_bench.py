@@ -37,3 +37,14 @@ def test_scaling_smoke():
     rows = {line.split("|")[0].strip(): line.split("|")[1].strip() for line in stdout.splitlines() if "|" in line}
     assert rows["1"] == "4 x 6" and rows["2"] == "2 x 3"  # the same global batch on both sides
     assert "speed-up with 2 processes" in stdout
+
+
+def test_launchers_smoke(tmp_path):
+    out = tmp_path / "launchers.json"
+    stdout = run("launchers.py", "--envs", "CartPole-v1", "--steps", "2000", "--repeats", "1", "--out", str(out))
+    rows = [line.split(" | ") for line in stdout.strip().splitlines()]
+    assert [row[1] for row in rows] == ["sync", "sync, 1 thread", "async", "torchrun, 2 workers"]
+    runs = json.loads(out.read_text())["CartPole-v1"]
+    assert all(r["env_steps"] >= 2000 and r["train_seconds"] > 0 for rs in runs.values() for r in rs)
+    sync, threads, vectorized = (runs[name][0]["env_steps"] for name in ("sync", "sync, 1 thread", "async"))
+    assert sync == threads == vectorized  # the same episodes in one process, whatever runs them

@@ -67,9 +67,31 @@ def test_suite_smoke_run_writes_results_and_a_table_and_does_not_train_again(tmp
     assert len(other.stderr.strip().splitlines()) == 1
 
 
+def test_suite_workers_run_under_torchrun_with_the_same_batch_and_resume_with_their_count(tmp_path):
+    out = tmp_path / "suite"
+    args = ["--envs", "CartPole-v1", "--seeds", "1", "--out", str(out)]
+    first = suite(*args, "--workers", "2", *SMOKE)
+    assert first.returncode == 0, first.stderr
+    result = json.loads((out / "results" / "CartPole-v1__1.json").read_text())
+    assert result["workers"] == 2 and result["env_steps"] >= 3000
+    defaults = asdict(Config())  # each of the 2 workers plays half of the preset's batch
+    assert result["config"]["num_envs"] * 2 == defaults["num_envs"]
+    assert result["config"]["episodes_per_update"] * 2 == defaults["episodes_per_update"]
+    assert "(2 workers)" in table(first.stdout)[1]["CartPole-v1"]["wall s"]
+
+    other = suite(*args, *SMOKE)  # one process would change each run's share of the batch
+    assert other.returncode == 2 and "or the --workers it was run with" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "args, message",
-    [(["--envs", "CartPole-v1,Nope-v0"], "no --preset tuned entry for Nope-v0"), (["--seeds", "3-x"], "bad seeds")],
+    [
+        (["--envs", "CartPole-v1,Nope-v0"], "no --preset tuned entry for Nope-v0"),
+        (["--seeds", "3-x"], "bad seeds"),
+        (["--envs", "CartPole-v1", "--workers", "3"], "--workers 3 does not divide CartPole-v1's num_envs 8"),
+        (["--workers", "0"], "--workers 0: give 1 or more"),
+    ],
 )
 def test_suite_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     result = suite(*args, "--out", str(tmp_path / "suite"))

@@ -103,6 +103,7 @@ def run_summary(trainer: Trainer, target: float | None, greedy: np.ndarray, samp
         "updates": state.updates,
         "episodes": state.episodes,
         "train_seconds": round(state.train_seconds, 3),
+        "workers": trainer.workers.size,  # torchrun's processes (num_envs and episodes_per_update are each one's)
         "target_return": target,
         "solved": None if target is None else state.solved_at is not None,  # no target: neither
         "solved_at_env_steps": state.solved_at,
