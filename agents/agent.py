@@ -85,6 +85,7 @@ class ReinforceAgent:
                 config.activation,
                 config.normalize_observations,
                 action_dim=int(np.prod(action_space.shape)) if continuous else None,
+                log_std_init=config.log_std_init,
             )
             # the baseline V(s) reads the policy's normalised inputs
             self.value = mlp(self.obs_dim, 1, config.hidden_sizes, config.activation) if config.baseline else None

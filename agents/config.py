@@ -13,6 +13,7 @@ Bootstrap = Literal["none", "mean"]
 BOOTSTRAPS: tuple[str, ...] = ("none", "mean")
 Initialization = Literal["default", "orthogonal"]
 INITIALIZATIONS: tuple[str, ...] = ("default", "orthogonal")
+LOG_STD_RANGE = (-5.0, 2.0)  # a Gaussian policy's std from 0.007 to 7.4: wide enough to explore, never 0 or inf
 ACTIVATION_NAMES: tuple[str, ...] = ("elu", "relu", "tanh", "gelu", "silu")  # gelu: its tanh form
 
 
@@ -57,6 +58,8 @@ class AgentConfig:
     :param entropy_coef: weight of the entropy bonus in the policy's loss (it keeps the policy exploring
         while no reward tells its actions apart).
     :param max_grad_norm: clip each network's gradient to this norm (None: no clipping).
+    :param log_std_init: the initial log standard deviation of a Gaussian policy (continuous actions; 0:
+        std 1; Spinning Up's VPG and Tianshou's REINFORCE start at -0.5, std 0.61).
     """
 
     hidden_sizes: tuple[int, ...] = setting((64,), "units of each hidden layer")
@@ -79,6 +82,7 @@ class AgentConfig:
     value_learning_rate: float = setting(0.01, "Adam learning rate of the baseline V(s)")
     entropy_coef: float = setting(0.02, "weight of the entropy bonus in the loss")
     max_grad_norm: float | None = setting(None, "clip each network's gradient to this norm (none: no clipping)")
+    log_std_init: float = setting(0.0, "initial log standard deviation of a Gaussian policy (continuous actions)")
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
@@ -106,6 +110,10 @@ class AgentConfig:
             raise ValueError(f"minibatch_size must be >= 1 or none, got {self.minibatch_size}")
         if not (math.isfinite(self.entropy_coef) and self.entropy_coef >= 0):
             raise ValueError(f"entropy_coef must be >= 0 and finite, got {self.entropy_coef}")
+        if not LOG_STD_RANGE[0] <= self.log_std_init <= LOG_STD_RANGE[1]:
+            raise ValueError(
+                f"log_std_init must be in [{LOG_STD_RANGE[0]}, {LOG_STD_RANGE[1]}], got {self.log_std_init}"
+            )
         if self.max_grad_norm is not None and not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
             raise ValueError(f"max_grad_norm must be > 0 and finite, or none (no clipping), got {self.max_grad_norm}")
 

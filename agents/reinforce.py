@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
-from agents.config import NORMALIZATIONS, Normalization
+from agents.config import LOG_STD_RANGE, NORMALIZATIONS, Normalization
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "elu": nn.ELU,
@@ -22,7 +22,6 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": lambda: nn.GELU(approximate="tanh"),  # the tanh form, which the numpy copy computes too
     "silu": nn.SiLU,
 }
-LOG_STD_RANGE = (-5.0, 2.0)  # std from 0.007 to 7.4: wide enough to explore, never 0 or inf
 
 
 class Moments(NamedTuple):
@@ -146,6 +145,7 @@ class Policy(nn.Module):
     :param activation: a name in ``ACTIVATIONS``.
     :param normalize_observations: pass the inputs through an ``ObservationNormalizer`` first.
     :param action_dim: size of a continuous action, or None for discrete actions.
+    :param log_std_init: the initial log standard deviation (continuous actions).
     """
 
     def __init__(
@@ -156,6 +156,7 @@ class Policy(nn.Module):
         activation: str = "elu",
         normalize_observations: bool = False,
         action_dim: int | None = None,
+        log_std_init: float = 0.0,
     ) -> None:
         super().__init__()
         if (n_actions is None) == (action_dim is None):
@@ -169,7 +170,7 @@ class Policy(nn.Module):
         self.net = mlp(obs_dim, outputs, hidden_sizes, activation)
         self.normalizer = ObservationNormalizer(obs_dim) if normalize_observations else nn.Identity()
         if self.continuous:
-            self.log_std = nn.Parameter(torch.zeros(action_dim))
+            self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
 
     def std(self) -> torch.Tensor:
         return self.log_std.clamp(*LOG_STD_RANGE).exp()

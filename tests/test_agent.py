@@ -15,7 +15,7 @@ from agents import (
     EpisodeBatch,
     ReinforceAgent,
 )
-from agents.reinforce import LOG_STD_RANGE
+from agents.config import LOG_STD_RANGE
 
 
 def test_two_actions_use_the_notebooks_head_and_size():

@@ -29,6 +29,7 @@ TEXTBOOK: dict[str, Any] = dict(
     value_learning_rate=0.01,
     entropy_coef=0.0,
     max_grad_norm=None,
+    log_std_init=0.0,
 )
 
 # The seed notebook: the textbook algorithm with 5 episodes of at most 200 steps per update, 100 updates,
