@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
+
+TRAIN_PY = str(Path(__file__).resolve().parent.parent / "train.py")
+
+
+def train_command(workers: int) -> list[str]:
+    """The command that runs train.py: this Python, or torchrun's module with ``workers`` processes (as the
+    ``torchrun`` command runs it) when there are several."""
+    if workers == 1:
+        return [sys.executable, TRAIN_PY]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={workers}", TRAIN_PY]
 
 
 def split_settings(argv: list[str]) -> tuple[list[str], list[str]]:

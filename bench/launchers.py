@@ -16,33 +16,29 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import write_json
+from common import train_command, write_json
 
 from training.settings import make_config
 
-ROOT = Path(__file__).resolve().parent.parent
-TRAIN_PY = str(ROOT / "train.py")
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-LAUNCHERS = {  # name: (command before train.py's flags, its flags, processes)
-    "sync": ([sys.executable, TRAIN_PY], ["--vectorization", "sync"], 1),
-    "sync, 1 thread": ([sys.executable, TRAIN_PY], ["--vectorization", "sync", "--threads", "1"], 1),
-    "async": ([sys.executable, TRAIN_PY], ["--vectorization", "async"], 1),
-    "torchrun, 2 workers": ([*TORCHRUN, TRAIN_PY], ["--vectorization", "sync", "--threads", "1"], 2),
+LAUNCHERS = {  # name: (train.py's flags, processes)
+    "sync": (["--vectorization", "sync"], 1),
+    "sync, 1 thread": (["--vectorization", "sync", "--threads", "1"], 1),
+    "async": (["--vectorization", "async"], 1),
+    "torchrun, 2 workers": (["--vectorization", "sync", "--threads", "1"], 2),
 }
 
 
 def run(env: str, launcher: str, steps: int, logdir: Path) -> dict:
     """One run's env steps and training seconds, from its summary.json."""
-    prefix, flags, workers = LAUNCHERS[launcher]
+    flags, workers = LAUNCHERS[launcher]
     preset = make_config({"env": env}, "tuned")  # each worker plays its share of the preset's batch
     flags = [*flags, "--num-envs", str(preset.num_envs // workers)]
     flags += ["--episodes-per-update", str(preset.episodes_per_update // workers)]
-    command = [*prefix, "--env", env, "--preset", "tuned", "--total-env-steps", str(steps), *flags]
+    command = [*train_command(workers), "--env", env, "--preset", "tuned", "--total-env-steps", str(steps), *flags]
     command += ["--eval-every-steps", str(10 * steps), "--no-gif", "--logdir", str(logdir)]
     subprocess.run(command, check=True, capture_output=True)
     (folder,) = logdir.iterdir()

@@ -16,8 +16,9 @@ a run with a JSON is not redone; a stopped one (Ctrl-C, SIGTERM, a closed sessio
 `train.py --resume`; so the same command completes a long suite across sessions. The flags after `--` go to
 every new run: the results in one DIR must come from one protocol (a run whose settings differ is refused).
 `--workers K` runs each new run on K torchrun processes with the same batch (each plays 1/K of the preset's
-environments and episodes per update, on one torch thread); on this 2-core machine 2 workers train MuJoCo
-about 1.8x as fast as one process (README, "Suite"). A run is resumed with the workers it began with.
+environments and episodes per update, on one torch thread); on this 2-core machine 2 workers trained
+HalfCheetah 1.49x and Humanoid 1.29x as fast as one process (bench/launchers.py; README, "Suite"). A run
+is resumed with the workers it began with.
 
 The table, one row per environment: ours in Tianshou's metric (the maximum over training of the seed-mean
 greedy evaluation, the k-th checks of all seeds averaged together) and in a stricter one (the final greedy
@@ -43,14 +44,13 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
-from common import parse_seeds, split_settings, write_json
+from common import parse_seeds, split_settings, train_command, write_json
 from suite_report import interquartile_means, plot, result_path, table
 
 from training.checkpoints import run_name
 from training.presets import TUNED
 from training.settings import Config, make_config, parse_args
 
-ROOT = Path(__file__).resolve().parent.parent
 SUITE = tuple(TUNED)  # every environment with a --preset tuned entry, in that file's order: cheapest first
 EXP_NAME, CURVE_POINTS, STOPPED = "suite", 300, (130, 143)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -176,9 +176,7 @@ def run_one(env: str, seed: int, extra: list[str], out: Path, workers: int) -> i
     base = stem(out, env, seed)
     folders = run_folders(out, env, seed)
     last = folders[-1] if folders else None
-    train_py = [sys.executable, str(ROOT / "train.py")]
-    if workers > 1:  # torchrun's module, as the `torchrun` command runs it
-        train_py[1:1] = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={workers}"]
+    train_py = train_command(workers)
     if last and (last / "summary.json").is_file():
         status = 0  # trained; only its result is missing
     elif last and (last / "checkpoint.pt").is_file():
