@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ import torch
 from gymnasium import spaces
 
 from agents.batch import EpisodeBatch, check_one_per_step, episode_ids
-from agents.checkpoint import CheckpointError, check_moments, check_tensors, does_not_fit, load_safely, save_atomically
+from agents.checkpoint import CheckpointError, load_safely, save_atomically
 from agents.config import AgentConfig, check_seed
 from agents.distributed import LOCAL, PROCESS_GROUP, Combiner
 from agents.guard import apply_or_undo, step_or_undo
@@ -37,11 +36,8 @@ from agents.spaces import (
     input_size,
     is_one_observation,
     observation_encoder,
-    space_from_dict,
-    space_to_dict,
 )
-
-CHECKPOINT_FORMAT = "reinforce-agent/1"
+from agents.state import agent_from_state, agent_state
 
 
 class ReinforceAgent:
@@ -297,19 +293,9 @@ class ReinforceAgent:
             )
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to act and to continue training, as tensors and plain Python data."""
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "config": asdict(self.config),
-            "observation_space": space_to_dict(self.observation_space),
-            "action_space": space_to_dict(self.action_space),
-            "policy": self.policy.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": self.rng.bit_generator.state,
-        }
-        if self.value is not None:
-            state |= {"value": self.value.state_dict(), "value_optimizer": self.value_optimizer.state_dict()}
-        return state
+        """Everything needed to act and to continue training, as tensors and plain Python data (the format
+        is ``agents.checkpoint``'s)."""
+        return agent_state(self)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the agent to ``path`` atomically: a crash mid-write leaves any older file intact."""
@@ -318,28 +304,7 @@ class ReinforceAgent:
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> ReinforceAgent:
         """The agent ``state_dict`` described; a one-line ``CheckpointError`` if it does not fit or is not finite."""
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"not a {CHECKPOINT_FORMAT} checkpoint")
-        try:
-            known = {f.name for f in fields(AgentConfig)}
-            config = AgentConfig(**{k: v for k, v in state["config"].items() if k in known})
-            agent_spaces = space_from_dict(state["observation_space"]), space_from_dict(state["action_space"])
-            # the config's networks first as shapes only ("meta" tensors, no memory), checked against the saved
-            # tensors: a config asking for other layers, however large, is refused before any is allocated
-            with torch.device("meta"):
-                check_tensors(state, cls(*agent_spaces, config).state_dict(), ("policy", "value"))
-            agent = cls(*agent_spaces, config)
-            agent.policy.load_state_dict(state["policy"])
-            agent.optimizer.load_state_dict(state["optimizer"])
-            agent.rng.bit_generator.state = state["rng"]
-            if agent.value is not None:
-                agent.value.load_state_dict(state["value"])
-                agent.value_optimizer.load_state_dict(state["value_optimizer"])
-            for optimizer in agent._optimizers:
-                check_moments(optimizer)
-        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as error:
-            raise does_not_fit(error) from None
-        return agent
+        return agent_from_state(cls, state)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ReinforceAgent:

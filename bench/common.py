@@ -18,6 +18,17 @@ def train_command(workers: int) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={workers}", TRAIN_PY]
 
 
+def worker_share(config: dict, workers: int) -> dict[str, int]:
+    """Each of ``workers`` torchrun processes' share of a run's batch (``config``'s ``num_envs`` and
+    ``episodes_per_update``), so that an update learns from as many episodes as under one process; a
+    one-line ``ValueError`` unless ``workers`` divides both."""
+    batch = {name: config[name] for name in ("num_envs", "episodes_per_update")}
+    if any(value % workers for value in batch.values()):
+        shown = " and ".join(f"{name} {value}" for name, value in batch.items())
+        raise ValueError(f"--workers {workers} does not divide {config['env']}'s {shown}: give a divisor of both")
+    return {name: value // workers for name, value in batch.items()}
+
+
 def split_settings(argv: list[str]) -> tuple[list[str], list[str]]:
     """The script's own arguments, and the train.py settings given after ``--``."""
     if "--" not in argv:

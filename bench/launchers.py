@@ -17,10 +17,11 @@ import argparse
 import json
 import subprocess
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from common import train_command, write_json
+from common import train_command, worker_share, write_json
 
 from training.settings import make_config
 
@@ -35,9 +36,8 @@ LAUNCHERS = {  # name: (train.py's flags, processes)
 def run(env: str, launcher: str, steps: int, logdir: Path) -> dict:
     """One run's env steps and training seconds, from its summary.json."""
     flags, workers = LAUNCHERS[launcher]
-    preset = make_config({"env": env}, "tuned")  # each worker plays its share of the preset's batch
-    flags = [*flags, "--num-envs", str(preset.num_envs // workers)]
-    flags += ["--episodes-per-update", str(preset.episodes_per_update // workers)]
+    share = worker_share(asdict(make_config({"env": env}, "tuned")), workers)  # of the preset's batch
+    flags = [*flags, "--num-envs", str(share["num_envs"]), "--episodes-per-update", str(share["episodes_per_update"])]
     command = [*train_command(workers), "--env", env, "--preset", "tuned", "--total-env-steps", str(steps), *flags]
     command += ["--eval-every-steps", str(10 * steps), "--no-gif", "--logdir", str(logdir)]
     subprocess.run(command, check=True, capture_output=True)

@@ -44,7 +44,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
-from common import parse_seeds, split_settings, train_command, write_json
+from common import parse_seeds, split_settings, train_command, worker_share, write_json
 from suite_report import interquartile_means, plot, result_path, table
 
 from training.checkpoints import run_name
@@ -86,11 +86,10 @@ def expected_config(env: str, seed: int, extra: list[str], runs: Path, workers: 
         config = asdict(make_config(flags, "tuned"))
     except ValueError as error:
         bad_input(str(error))
-    batch = {name: config[name] for name in ("num_envs", "episodes_per_update")}
-    if any(value % workers for value in batch.values()):
-        shown = " and ".join(f"{name} {value}" for name, value in batch.items())
-        bad_input(f"--workers {workers} does not divide {env}'s {shown}: give a divisor of both")
-    config.update({name: value // workers for name, value in batch.items()}, threads=1 if workers > 1 else None)
+    try:
+        config.update(worker_share(config, workers), threads=1 if workers > 1 else None)
+    except ValueError as error:
+        bad_input(str(error))
     return json.loads(json.dumps(config))
 
 
