@@ -50,7 +50,8 @@ class ReinforceAgent:
 
     :param observation_space: a ``Box`` (observations are flattened) or a ``Discrete`` (one-hot).
     :param action_space: ``Discrete(n)`` with n >= 2 (a Bernoulli head for 2, else a Categorical), or a
-        ``Box`` (a diagonal Gaussian; the environment gets its samples clipped to the bounds).
+        ``Box`` (a diagonal Gaussian; the environment gets its samples clipped to the bounds, or squashed
+        into them: ``AgentConfig.action_bound``).
     :param config: the hyper-parameters (default: ``AgentConfig()``).
     :param seed: seeds the initial weights and the agent's own random generator (sampling, shuffling), so
         that the same seed gives the same agent whatever the global random state.
@@ -63,10 +64,11 @@ class ReinforceAgent:
         config: AgentConfig | None = None,
         seed: int | None = None,
     ) -> None:
-        check_spaces(observation_space, action_space)
+        config = config or AgentConfig()
+        check_spaces(observation_space, action_space, config.action_bound)
         self.observation_space = observation_space
         self.action_space = action_space
-        self.config = config = config or AgentConfig()
+        self.config = config
         self.obs_dim = input_size(observation_space)
         self.encode = observation_encoder(observation_space)  # the one encoder, for acting and learning
         self.rng = np.random.default_rng(check_seed(seed))
@@ -94,7 +96,7 @@ class ReinforceAgent:
             self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=config.value_learning_rate)
         self._networks = [self.policy, self.value] if self.value is not None else [self.policy]  # what a step changes
         self._optimizers = [self.optimizer, self.value_optimizer] if self.value is not None else [self.optimizer]
-        self.actor = Actor(self.policy, action_space)  # acting's numpy path, which checks nothing
+        self.actor = Actor(self.policy, action_space, config.action_bound)  # acting's numpy path, unchecked
 
     # ----------------------------------------------------------------------------- acting
     def act(
@@ -104,7 +106,8 @@ class ReinforceAgent:
 
         :param observations: one observation of the observation space's shape, or a batch ``(n, *shape)`` of
             them; any other shape is refused with a one-line ``ValueError`` naming the shapes it takes.
-        :param deterministic: the most likely actions (the Gaussian's mean, clipped) instead of samples.
+        :param deterministic: the most likely actions (the Gaussian's mean, clipped or squashed) instead of
+            samples.
         :param rng: the generator to sample with (default: the agent's own).
         """
         return self.sample(observations, deterministic, rng)[0]
@@ -113,8 +116,9 @@ class ReinforceAgent:
         self, observations: np.ndarray, deterministic: bool = False, rng: np.random.Generator | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(actions for the environment, actions to learn from)``, with ``act``'s parameters. For a Box
-        action space the first are clipped to its bounds and the second are the Gaussian's unclipped
-        samples, whose log-probabilities the update needs; for Discrete actions they are the same."""
+        action space the first are clipped to its bounds (or squashed into them) and the second are the
+        Gaussian's raw samples, whose log-probabilities the update needs; for Discrete actions they are the
+        same."""
         one = is_one_observation(observations, self.observation_space)
         env_actions, policy_actions = self.sample_unchecked(observations, deterministic, rng)
         return (env_actions[0], policy_actions[0]) if one else (env_actions, policy_actions)

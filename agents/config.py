@@ -13,6 +13,8 @@ Bootstrap = Literal["none", "mean"]
 BOOTSTRAPS: tuple[str, ...] = ("none", "mean")
 Initialization = Literal["default", "orthogonal"]
 INITIALIZATIONS: tuple[str, ...] = ("default", "orthogonal")
+ActionBound = Literal["clip", "tanh"]
+ACTION_BOUNDS: tuple[str, ...] = ("clip", "tanh")
 LOG_STD_RANGE = (-5.0, 2.0)  # a Gaussian policy's std from 0.007 to 7.4: wide enough to explore, never 0 or inf
 ACTIVATION_NAMES: tuple[str, ...] = ("elu", "relu", "tanh", "gelu", "silu")  # gelu: its tanh form
 
@@ -60,6 +62,10 @@ class AgentConfig:
     :param max_grad_norm: clip each network's gradient to this norm (None: no clipping).
     :param log_std_init: the initial log standard deviation of a Gaussian policy (continuous actions; 0:
         std 1; Spinning Up's VPG and Tianshou's REINFORCE start at -0.5, std 0.61).
+    :param action_bound: how a Gaussian's sample ``u`` becomes an action inside a Box's bounds: clipped to
+        them (``"clip"``), or squashed into them, ``low + (high - low) * (tanh(u) + 1) / 2`` (``"tanh"``, as
+        Tianshou's REINFORCE for MuJoCo; it needs finite bounds). Either way the policy learns from ``u``:
+        a fixed invertible map of the sample leaves the score function, and so the gradient, unchanged.
     """
 
     hidden_sizes: tuple[int, ...] = setting((64,), "units of each hidden layer")
@@ -83,6 +89,9 @@ class AgentConfig:
     entropy_coef: float = setting(0.02, "weight of the entropy bonus in the loss")
     max_grad_norm: float | None = setting(None, "clip each network's gradient to this norm (none: no clipping)")
     log_std_init: float = setting(0.0, "initial log standard deviation of a Gaussian policy (continuous actions)")
+    action_bound: ActionBound = setting(
+        "clip", "a Gaussian's sample into a Box's bounds: clipped, or squashed by tanh (finite bounds only)"
+    )
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
@@ -114,6 +123,8 @@ class AgentConfig:
             raise ValueError(
                 f"log_std_init must be in [{LOG_STD_RANGE[0]}, {LOG_STD_RANGE[1]}], got {self.log_std_init}"
             )
+        if self.action_bound not in ACTION_BOUNDS:
+            raise ValueError(f"unknown action_bound {self.action_bound!r}: choose one of {', '.join(ACTION_BOUNDS)}")
         if self.max_grad_norm is not None and not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
             raise ValueError(f"max_grad_norm must be > 0 and finite, or none (no clipping), got {self.max_grad_norm}")
 

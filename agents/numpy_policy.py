@@ -91,12 +91,18 @@ class Actor:
 
     :param policy: the policy that acts.
     :param action_space: its ``Discrete`` actions start at the space's start; its ``Box`` samples are
-        clipped to the bounds for the environment.
+        brought into the bounds for the environment as ``action_bound`` says.
+    :param action_bound: ``"clip"``, or ``"tanh"``: squashed into the (finite) bounds.
     """
 
-    def __init__(self, policy: Policy, action_space: spaces.Space) -> None:
+    def __init__(self, policy: Policy, action_space: spaces.Space, action_bound: str = "clip") -> None:
         self.policy, self.action_space = policy, action_space
         self.continuous = isinstance(action_space, spaces.Box)
+        if self.continuous and action_bound == "tanh":  # tanh(u) in [-1, 1] onto [low, high]
+            low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
+            self._squash = ((high + low) / 2).astype(np.float32), ((high - low) / 2).astype(np.float32)
+        else:
+            self._squash = None
         self.start = 0 if self.continuous else int(action_space.start)
         self._tensors = [*policy.parameters(), *policy.buffers()]
         self._copy: NumpyPolicy | None = None
@@ -117,6 +123,10 @@ class Actor:
         if self.continuous:
             space = self.action_space
             actions = actions.reshape(-1, *space.shape)
-            return np.clip(actions, space.low, space.high).astype(space.dtype), actions
+            if self._squash is None:
+                return np.clip(actions, space.low, space.high).astype(space.dtype), actions
+            centre, half_width = self._squash  # clipped again only against float32 rounding at the bounds
+            squashed = centre + half_width * np.tanh(actions)
+            return np.clip(squashed, space.low, space.high).astype(space.dtype), actions
         actions = actions + self.start if self.start else actions
         return actions, actions

@@ -14,8 +14,9 @@ from gymnasium import spaces
 from agents.checkpoint import CheckpointError
 
 
-def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
-    """Raise a one-line ``ValueError`` unless the agent supports these spaces."""
+def check_spaces(observation_space: spaces.Space, action_space: spaces.Space, action_bound: str = "clip") -> None:
+    """Raise a one-line ``ValueError`` unless the agent supports these spaces (with ``action_bound``
+    ``"tanh"``, a Box of actions needs finite bounds to squash into)."""
     if not isinstance(observation_space, (spaces.Box, spaces.Discrete)):
         raise ValueError(
             f"unsupported observation space {observation_space}: the agent supports Box (flattened) and "
@@ -29,6 +30,11 @@ def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) ->
         raise ValueError(
             f"unsupported action space {action_space}: the agent supports Discrete(n) with n >= 2, or Box of at "
             "least one number"
+        )
+    if action_bound == "tanh" and isinstance(action_space, spaces.Box) and not action_space.is_bounded("both"):
+        raise ValueError(
+            f"action_bound tanh squashes actions into finite bounds, and {action_space} has infinite ones: "
+            "use action_bound clip"
         )
 
 

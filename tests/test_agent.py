@@ -98,6 +98,7 @@ def test_update_changes_weights_and_reports_statistics():
         ({"activation": "swish"}, "activation"),
         ({"normalize": "global"}, "normalize"),
         ({"bootstrap": "value"}, "unknown bootstrap"),
+        ({"action_bound": "sigmoid"}, "unknown action_bound 'sigmoid': choose one of clip, tanh"),
         ({"bootstrap": "mean", "gamma": 1.0}, "bootstrap mean needs gamma < 1"),
         # not finite: they would put NaN or infinity into the weights at the first update
         ({"learning_rate": math.inf}, "learning_rate must be > 0 and finite, got inf"),
@@ -215,6 +216,42 @@ def test_actions_sent_to_the_env_stay_in_bounds_and_the_unclipped_samples_are_le
     assert space.contains(agent.act(obs[0])) and space.contains(agent.act(obs[0], deterministic=True))
     mean = agent.numpy_policy().outputs(obs[:1])[0]
     np.testing.assert_allclose(agent.act(obs[0], deterministic=True), np.clip(mean, space.low, space.high))
+
+
+def squashed(u, space):
+    """The definition of action_bound tanh, in float64: low + (high - low) * (tanh(u) + 1) / 2."""
+    return space.low + (space.high.astype(np.float64) - space.low) * (np.tanh(u.astype(np.float64)) + 1) / 2
+
+
+def test_tanh_squashes_the_samples_into_the_bounds_and_the_raw_samples_are_learnt():
+    space = spaces.Box(np.array([-0.4, 0.0], np.float32), np.array([0.4, 2.0], np.float32))  # asymmetric
+    agent = gaussian_agent(space, action_bound="tanh")
+    with torch.no_grad():
+        agent.policy.log_std.fill_(1.5)  # wide: many raw samples fall outside the bounds
+    obs = np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32)
+    taken, drawn = agent.sample(obs)
+    assert taken.shape == drawn.shape == (500, 2) and taken.dtype == np.float32
+    assert np.all(taken >= space.low) and np.all(taken <= space.high)
+    assert np.any(drawn < space.low) and np.any(drawn > space.high)
+    np.testing.assert_allclose(taken, squashed(drawn, space), rtol=0, atol=1e-6)
+    mean = agent.numpy_policy().outputs(obs[:1])[0]
+    np.testing.assert_allclose(agent.act(obs[0], deterministic=True), squashed(mean, space), rtol=0, atol=1e-6)
+    # the map is fixed and invertible, so the policy scores its raw samples as with clipping: the same loss
+    clipping = gaussian_agent(space)  # the same seed: the same weights
+    with torch.no_grad():
+        clipping.policy.log_std.fill_(1.5)
+    advantages = torch.from_numpy(np.random.default_rng(1).normal(size=500)).float()
+    losses = [a.loss(torch.from_numpy(obs), torch.from_numpy(drawn), advantages) for a in (agent, clipping)]
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=0)
+    batch = EpisodeBatch.from_episodes([(obs[:5], drawn[:5], np.arange(5.0))])
+    assert agent.update(batch)["skipped_steps"] == 0
+
+
+def test_tanh_is_refused_for_unbounded_actions():
+    with pytest.raises(ValueError, match="action_bound tanh squashes actions into finite bounds") as error:
+        gaussian_agent(spaces.Box(np.array([-1.0, -np.inf]), np.array([1.0, 1.0])), action_bound="tanh")
+    assert "use action_bound clip" in one_line(error.value)
+    assert gaussian_agent(spaces.Box(-np.inf, np.inf, (2,)), action_bound="clip").act(np.zeros(3)).shape == (2,)
 
 
 def test_gaussian_sampling_follows_mean_and_std():

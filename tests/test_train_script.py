@@ -277,3 +277,11 @@ def test_the_heuristic_and_watch_follow_the_preset(tmp_path):
     assert result.returncode == 0, result.stderr
     maximum = float(result.stdout.strip().splitlines()[-1].rsplit("Max: ", 1)[1])
     assert maximum <= 200  # the notebook's 200-step cap, not CartPole-v1's 500
+
+
+def test_tanh_bounded_actions_train_and_are_saved_with_the_run(tmp_path):
+    args = ["--env", "Pendulum-v1", "--action-bound", "tanh", "--total-env-steps", "2000", "--eval-episodes", "2"]
+    assert train.main([*args, "--no-gif", "--logdir", str(tmp_path)]) == 0
+    agent = ReinforceAgent.load(only_run(tmp_path) / "model.pt")
+    assert agent.config.action_bound == "tanh"
+    assert agent.action_space.contains(agent.act(agent.observation_space.sample()))

@@ -30,6 +30,7 @@ TEXTBOOK: dict[str, Any] = dict(
     entropy_coef=0.0,
     max_grad_norm=None,
     log_std_init=0.0,
+    action_bound="clip",
 )
 
 # The seed notebook: the textbook algorithm with 5 episodes of at most 200 steps per update, 100 updates,
