@@ -115,7 +115,8 @@ def run_folders(out: Path, env: str, seed: int) -> list[Path]:
 def launch(command: list[str], log: Path, sessions: Path) -> int:
     """Run train.py, its output into ``log``. It runs in its own session and gets SIGINT and SIGTERM from
     here only, passed on once each time, so that it stops with a checkpoint; a hang-up (a closed terminal,
-    unless under nohup) is passed on as SIGTERM. Each session's time is kept."""
+    unless under nohup) is passed on as SIGTERM. Each session's time is kept. A run stopped so returns the
+    signal's status (128 + its number) whatever it exited with: torchrun exits 1 when it was stopped."""
     started = time.perf_counter()
     with log.open("a") as output:
         output.write(f"$ {shlex.join(command)}\n")
@@ -125,8 +126,11 @@ def launch(command: list[str], log: Path, sessions: Path) -> int:
             command, stdout=output, stderr=subprocess.STDOUT, env=unbuffered, start_new_session=True
         )
 
+        passed: list[int] = []
+
         def pass_on(signum: int, _: object) -> None:
-            child.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+            passed.append(signal.SIGTERM if signum == signal.SIGHUP else signum)
+            child.send_signal(passed[-1])
 
         watched = [s for s in STOP_SIGNALS if s != signal.SIGHUP or signal.getsignal(s) is not signal.SIG_IGN]
         passed_on = {s: signal.signal(s, pass_on) for s in watched}
@@ -135,6 +139,8 @@ def launch(command: list[str], log: Path, sessions: Path) -> int:
         finally:
             for s, handler in passed_on.items():
                 signal.signal(s, handler)
+    if passed and status != 0:
+        status = 128 + passed[0]
     done = json.loads(sessions.read_text()) if sessions.is_file() else []
     write_json(sessions, [*done, {"command": command, "seconds": time.perf_counter() - started, "status": status}])
     return status

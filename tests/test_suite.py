@@ -3,8 +3,10 @@ benchmark, not a test): results, the table, resuming, --table-only, bad input; a
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 
 import pytest
@@ -82,6 +84,27 @@ def test_suite_workers_run_under_torchrun_with_the_same_batch_and_resume_with_th
     other = suite(*args, *SMOKE)  # one process would change each run's share of the batch
     assert other.returncode == 2 and "or the --workers it was run with" in other.stderr
     assert len(other.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stopped_suite_stops_with_its_run_checkpointed_and_starts_no_other(tmp_path, workers):
+    out = tmp_path / "suite"
+    args = ["--envs", "CartPole-v1", "--seeds", "1,2", "--out", str(out), "--workers", str(workers)]
+    command = [sys.executable, str(ROOT / "bench" / "suite.py"), *args, "--", "--print-every", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "runs" / "CartPole-v1__suite__1.log"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and "update    3" in log.read_text()):
+        assert process.poll() is None and time.monotonic() < deadline, "the first run never reached update 3"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    # torchrun exits 1 when stopped: the suite must still read it as a stop, not a failed run to pass over
+    assert process.returncode == 143, stderr
+    assert "stopped during CartPole-v1 seed 1; the same command continues the suite" in stderr
+    assert not (out / "runs" / "CartPole-v1__suite__2.log").exists() and not list((out / "results").iterdir())
+    (run,) = (out / "runs").glob("CartPole-v1__suite__1__*")
+    assert (run / "checkpoint.pt").is_file() and not (run / "model.pt").exists()
 
 
 @pytest.mark.parametrize(
