@@ -63,7 +63,7 @@ class EpisodeBatch:
         """Pack episodes, one column each.
 
         :param episodes: each ``(observations, actions, rewards)``, one entry per step; for Box actions
-            the unclipped samples (``ReinforceAgent.sample`` returns them).
+            the raw samples, neither clipped nor squashed (``ReinforceAgent.sample`` returns them).
         :param truncated: per episode, whether a time limit ended it (default: every one terminated).
         """
         if not episodes:

@@ -33,7 +33,7 @@ class Episode:
     """One played episode: what the agent saw, drew and got, its total, and frames if rendered."""
 
     observations: list[np.ndarray] = field(default_factory=list)
-    actions: list[np.ndarray] = field(default_factory=list)  # as drawn (unclipped), to learn from
+    actions: list[np.ndarray] = field(default_factory=list)  # as drawn (not clipped or squashed), to learn from
     rewards: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
 

@@ -46,7 +46,7 @@ def collect_episodes(
     """Reset ``env`` and play exactly ``episodes_per_env[i]`` complete episodes in sub-environment i.
 
     ``act`` maps observations to ``(actions for the environment, actions to record)``, as
-    ``ReinforceAgent.sample`` does: they differ where continuous actions are clipped to the space. It runs
+    ``ReinforceAgent.sample`` does: they differ where continuous actions are clipped or squashed into the space. It runs
     at every step: for an environment made for the agent's spaces, ``ReinforceAgent.sample_unchecked``
     spares it ``sample``'s check of the observations' shape.
 
