@@ -170,7 +170,7 @@ class ReinforceAgent:
         (the policy-gradient loss minus the entropy bonus; no value term).
 
         :param observations: ``(B, *observation_shape)`` observations.
-        :param actions: ``(B,)`` actions taken (for Box actions, the unclipped samples).
+        :param actions: ``(B,)`` actions taken (for Box actions, the raw samples).
         :param advantages: ``(B,)`` advantages, e.g. ``agent.advantages(batch)[batch.valid]``.
         """
         check_one_per_step(observations, actions, advantages)
@@ -298,7 +298,7 @@ class ReinforceAgent:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to act and to continue training, as tensors and plain Python data (the format
-        is ``agents.checkpoint``'s)."""
+        is ``agents.state``'s)."""
         return agent_state(self)
 
     def save(self, path: str | os.PathLike) -> None:

@@ -64,7 +64,7 @@ class NumpyPolicy:
 
     def actions(self, observations: np.ndarray, deterministic: bool, rng: np.random.Generator) -> np.ndarray:
         """Actions for a ``(B, obs_dim)`` batch, as the policy's distribution holds them (indices from 0,
-        unclipped Gaussian samples): sampled with ``rng``, or the most likely ones."""
+        raw Gaussian samples): sampled with ``rng``, or the most likely ones."""
         outputs = self.outputs(observations)
         if self.std is not None:
             if deterministic:
@@ -99,8 +99,9 @@ class Actor:
         self.policy, self.action_space = policy, action_space
         self.continuous = isinstance(action_space, spaces.Box)
         if self.continuous and action_bound == "tanh":  # tanh(u) in [-1, 1] onto [low, high]
+            # in float64, halved before adding: bounds near the float64 limit neither overflow nor lose digits
             low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
-            self._squash = ((high + low) / 2).astype(np.float32), ((high - low) / 2).astype(np.float32)
+            self._squash = high / 2 + low / 2, high / 2 - low / 2
         else:
             self._squash = None
         self.start = 0 if self.continuous else int(action_space.start)
@@ -125,8 +126,8 @@ class Actor:
             actions = actions.reshape(-1, *space.shape)
             if self._squash is None:
                 return np.clip(actions, space.low, space.high).astype(space.dtype), actions
-            centre, half_width = self._squash  # clipped again only against float32 rounding at the bounds
-            squashed = centre + half_width * np.tanh(actions)
+            centre, half_width = self._squash  # clipped again only against rounding at the bounds
+            squashed = centre + half_width * np.tanh(actions.astype(np.float64))
             return np.clip(squashed, space.low, space.high).astype(space.dtype), actions
         actions = actions + self.start if self.start else actions
         return actions, actions

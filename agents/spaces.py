@@ -104,7 +104,7 @@ def check_step_actions(actions: torch.Tensor, action_space: spaces.Space) -> Non
     """A one-line ``ValueError`` unless ``actions`` are ``(B, ...)`` per-step actions of the space: of its
     shape, and for ``Discrete`` whole numbers in its range (the policy would score any other number as if it
     were an action, and learn from it). Box actions may lie outside the bounds: the update learns from the
-    Gaussian's unclipped samples."""
+    Gaussian's raw samples."""
     step_shape, expected = tuple(actions.shape[1:]), action_space.shape
     if step_shape != expected:
         raise ValueError(

@@ -236,7 +236,7 @@ def test_tanh_squashes_the_samples_into_the_bounds_and_the_raw_samples_are_learn
     np.testing.assert_allclose(taken, squashed(drawn, space), rtol=0, atol=1e-6)
     mean = agent.numpy_policy().outputs(obs[:1])[0]
     np.testing.assert_allclose(agent.act(obs[0], deterministic=True), squashed(mean, space), rtol=0, atol=1e-6)
-    # the map is fixed and invertible, so the policy scores its raw samples as with clipping: the same loss
+    # the loss does not depend on the bound: on the same raw samples it is the clipping agent's
     clipping = gaussian_agent(space)  # the same seed: the same weights
     with torch.no_grad():
         clipping.policy.log_std.fill_(1.5)
@@ -245,6 +245,16 @@ def test_tanh_squashes_the_samples_into_the_bounds_and_the_raw_samples_are_learn
     torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=0)
     batch = EpisodeBatch.from_episodes([(obs[:5], drawn[:5], np.arange(5.0))])
     assert agent.update(batch)["skipped_steps"] == 0
+
+
+def test_tanh_squashes_into_bounds_near_the_float64_limit():
+    space = spaces.Box(np.array([-1e300, 0.0]), np.array([1e300, 1e-9]), dtype=np.float64)
+    agent = gaussian_agent(space, action_bound="tanh")
+    obs = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
+    taken, drawn = agent.sample(obs)
+    assert taken.dtype == np.float64 and np.all(np.isfinite(taken)) and all(space.contains(a) for a in taken)
+    np.testing.assert_allclose(taken[:, 1], 1e-9 * (np.tanh(drawn[:, 1].astype(np.float64)) + 1) / 2, rtol=1e-12)
+    assert np.all(np.isfinite(agent.act(obs, deterministic=True)))
 
 
 def test_tanh_is_refused_for_unbounded_actions():

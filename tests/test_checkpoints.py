@@ -308,3 +308,16 @@ def test_a_config_asking_for_huge_layers_is_refused_before_anything_is_allocated
         CheckpointError, match=r"net.0.weight has shape \(16, 4\), its config makes \(1000000000000, 4\)"
     ):
         ReinforceAgent.load(tmp_path / "model.pt")
+
+
+def test_a_checkpoint_from_before_a_setting_existed_loads_with_its_default_and_new_ones_keep_theirs():
+    state = gaussian_agent().state_dict()
+    for newer in ("action_bound", "log_std_init"):  # settings added after the format's first version
+        del state["config"][newer]
+    old = ReinforceAgent.from_state_dict(state)
+    assert (old.config.action_bound, old.config.log_std_init) == ("clip", 0.0)
+    torch.testing.assert_close(old.policy.state_dict(), gaussian_agent().policy.state_dict())
+    squashing = ReinforceAgent.from_state_dict(gaussian_agent(action_bound="tanh", log_std_init=-0.5).state_dict())
+    assert (squashing.config.action_bound, squashing.config.log_std_init) == ("tanh", -0.5)
+    taken, drawn = squashing.sample(np.zeros(3, np.float32))  # actions in [-2, 2], squashed
+    np.testing.assert_allclose(taken, 2 * np.tanh(drawn.astype(np.float64)), rtol=1e-6)

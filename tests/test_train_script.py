@@ -4,6 +4,7 @@ updates, evaluation that never changes training (bad input: test_bad_input.py)."
 import json
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from builders import FAST, FiveStepEnv, only_run, run_cli
@@ -283,5 +284,6 @@ def test_tanh_bounded_actions_train_and_are_saved_with_the_run(tmp_path):
     args = ["--env", "Pendulum-v1", "--action-bound", "tanh", "--total-env-steps", "2000", "--eval-episodes", "2"]
     assert train.main([*args, "--no-gif", "--logdir", str(tmp_path)]) == 0
     agent = ReinforceAgent.load(only_run(tmp_path) / "model.pt")
-    assert agent.config.action_bound == "tanh"
-    assert agent.action_space.contains(agent.act(agent.observation_space.sample()))
+    taken, drawn = agent.sample(agent.observation_space.sample())
+    assert agent.config.action_bound == "tanh" and agent.action_space.contains(taken)
+    np.testing.assert_allclose(taken, 2 * np.tanh(drawn.astype(np.float64)), rtol=1e-6)  # Pendulum's [-2, 2]

@@ -173,8 +173,8 @@ TUNED: dict[str, dict[str, Any]] = {
         **MUJOCO_A,
         "num_envs": 8,
         "episodes_per_update": 32,  # InvertedDoublePendulum's: the first policies fall within about 25 steps
-        # Not tuned: Tianshou's REINFORCE for Humanoid. Its actions lie in [-0.4, 0.4], so a std of 1 would
-        # clip nearly every sample to a bound; squashed by tanh from std 0.61, they vary inside the bounds.
+        # Not tuned: Tianshou's REINFORCE for Humanoid. Its actions lie in [-0.4, 0.4], so at std 1 about 70% of
+        # the samples around a zero mean would clip to a bound; squashed by tanh, they vary inside the bounds.
         "action_bound": "tanh",
         "log_std_init": -0.5,
     },
