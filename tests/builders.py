@@ -1,5 +1,6 @@
 """Small agents, commands and checks that several test files use."""
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,12 @@ def gaussian_agent(action_space=None, **config):
     """An agent with Box actions (by default 2 in [-2, 2]) on 3-dimensional observations."""
     action_space = action_space or spaces.Box(-2.0, 2.0, (2,), np.float32)
     return ReinforceAgent(BOX_OBS, action_space, AgentConfig(hidden_sizes=(16,), **config), seed=0)
+
+
+def signal_handlers():
+    """SIGINT's and SIGTERM's handlers now: what a mode must put back. Not Python's defaults, which a process
+    may not start with (a shell's background job starts with SIGINT ignored)."""
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
 def one_line(error):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from builders import FAST, ROOT, gaussian_agent, make_agent, one_line, run_cli
+from builders import FAST, ROOT, gaussian_agent, make_agent, one_line, run_cli, signal_handlers
 
 import train
 from agents import AgentConfig, CheckpointError, EpisodeBatch, ReinforceAgent
@@ -200,14 +200,14 @@ def test_a_signal_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(t
 
 def test_a_second_ctrl_c_exits_at_once_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     """The second signal's handler exits the process without writing: the last checkpoint stays readable."""
-    exits = []
+    exits, before = [], signal_handlers()
     monkeypatch.setattr(os, "_exit", lambda status: exits.append(status))
     with StopSignals() as signals:
         signal.raise_signal(signal.SIGINT)
         assert signals.received == signal.SIGINT and exits == []
         signal.raise_signal(signal.SIGINT)
     assert exits == [130]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal_handlers() == before  # handlers restored
 
 
 def test_watch_plays_the_agent_of_a_run_saved_before_the_settings_moved_into_the_checkpoint(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import signal
 
 import gymnasium as gym
 import pytest
-from builders import FiveStepEnv, only_run, run_cli
+from builders import FiveStepEnv, only_run, run_cli, signal_handlers
 
 import train
 from training.checkpoints import lock_run, write_json
@@ -39,12 +39,13 @@ def test_a_signal_while_finishing_stops_at_once_with_one_line_and_keeps_what_was
         raise AssertionError("the signal should have interrupted the recording")
 
     monkeypatch.setattr(train, "record_gif", killed_while_recording)
+    before = signal_handlers()
     assert train.main([*SHORT, "--logdir", str(tmp_path)]) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
     assert len(lines(err)) == 1 and "SIGTERM after training" in err
     run = only_run(tmp_path)
     assert (run / "checkpoint.pt").is_file() and (run / "model.pt").is_file() and (run / "summary.json").is_file()
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
+    assert signal_handlers() == before  # the handlers are put back
 
 
 def test_ctrl_c_while_watching_is_one_line(saved_run, capsys, monkeypatch):
@@ -124,8 +125,9 @@ def test_printed_commands_quote_paths_with_spaces(tmp_path, capsys):
 @pytest.mark.parametrize("flag", ["--watch", "--heuristic"])
 def test_one_process_modes_put_the_signal_handlers_back(saved_run, flag):
     _, run, _ = saved_run
+    before = signal_handlers()
     assert train.main([flag, str(run)] if flag == "--watch" else [flag, "--eval-episodes", "2"]) == 0
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal_handlers() == before
 
 
 def test_a_tensorboard_log_that_cannot_be_created_leaves_no_run_folder(tmp_path, capsys, monkeypatch):
