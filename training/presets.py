@@ -176,6 +176,7 @@ TUNED: dict[str, dict[str, Any]] = {
         "episodes_per_update": 32,  # InvertedDoublePendulum's: the first policies fall within about 25 steps
         # Not tuned: Tianshou's REINFORCE for Humanoid. Its actions lie in [-0.4, 0.4], so at std 1 about 70% of
         # the samples around a zero mean would clip to a bound; squashed by tanh, they vary inside the bounds.
+        # The 3M row (seeds 1-3): best seed-mean greedy 564.4, final 508.9 +- 67.4, training return 468.9.
         "action_bound": "tanh",
         "log_std_init": -0.5,
     },
