@@ -29,6 +29,11 @@ def gaussian_agent(action_space=None, **config):
     return ReinforceAgent(BOX_OBS, action_space, AgentConfig(hidden_sizes=(16,), **config), seed=0)
 
 
+def squashed(u, space):
+    """The definition of action_bound tanh, in float64: low + (high - low) * (tanh(u) + 1) / 2."""
+    return space.low + (space.high.astype(np.float64) - space.low) * (np.tanh(u.astype(np.float64)) + 1) / 2
+
+
 def signal_handlers():
     """SIGINT's and SIGTERM's handlers now: what a mode must put back. Not Python's defaults, which a process
     may not start with (a shell's background job starts with SIGINT ignored)."""

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from builders import CARTPOLE_OBS, gaussian_agent, make_agent, one_line
+from builders import CARTPOLE_OBS, gaussian_agent, make_agent, one_line, squashed
 from gymnasium import spaces
 from torch.distributions import Bernoulli, Categorical
 
@@ -218,11 +218,6 @@ def test_actions_sent_to_the_env_stay_in_bounds_and_the_unclipped_samples_are_le
     np.testing.assert_allclose(agent.act(obs[0], deterministic=True), np.clip(mean, space.low, space.high))
 
 
-def squashed(u, space):
-    """The definition of action_bound tanh, in float64: low + (high - low) * (tanh(u) + 1) / 2."""
-    return space.low + (space.high.astype(np.float64) - space.low) * (np.tanh(u.astype(np.float64)) + 1) / 2
-
-
 def test_tanh_squashes_the_samples_into_the_bounds_and_the_raw_samples_are_learnt():
     space = spaces.Box(np.array([-0.4, 0.0], np.float32), np.array([0.4, 2.0], np.float32))  # asymmetric
     agent = gaussian_agent(space, action_bound="tanh")
@@ -253,7 +248,7 @@ def test_tanh_squashes_into_bounds_near_the_float64_limit():
     obs = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
     taken, drawn = agent.sample(obs)
     assert taken.dtype == np.float64 and np.all(np.isfinite(taken)) and all(space.contains(a) for a in taken)
-    np.testing.assert_allclose(taken[:, 1], 1e-9 * (np.tanh(drawn[:, 1].astype(np.float64)) + 1) / 2, rtol=1e-12)
+    np.testing.assert_allclose(taken[:, 1], squashed(drawn, space)[:, 1], rtol=1e-12)
     assert np.all(np.isfinite(agent.act(obs, deterministic=True)))
 
 
