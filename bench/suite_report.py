@@ -35,20 +35,27 @@ def shown(value: float | None, spread: float | None = None, prefix: str = "") ->
     return f"{prefix}{value:.1f}" + ("" if spread is None else f" ± {spread:.1f}")
 
 
+def reaching(results: list[dict], target: float | None) -> str:
+    """How many seeds' greedy evaluations reached ``target`` at some check, of how many ("-": no target)."""
+    if target is None:
+        return "-"
+    return f"{sum(max(point[1] for point in r['eval_curve']) >= target for r in results)}/{len(results)}"
+
+
 def table(envs: list[str], seeds: list[int], out: Path) -> dict[str, list[dict]]:
     """Print the markdown table; the results per environment."""
     print(
         "| environment | seeds | ours: best seed-mean eval | ours: final eval | ours: training return, last 10% "
-        "| Tianshou 3M | Tianshou 10M | Spinning Up VPG 3M | target | env steps | wall s |"
+        "| Tianshou 3M | Tianshou 10M | Spinning Up VPG 3M | target | seeds at target | env steps | wall s |"
     )
-    print("|---" * 11 + "|")
+    print("|---" * 12 + "|")
     found = {}
     for env in envs:
         results = found[env] = load_results(out, env, seeds)
         anchor = ANCHORS.get(env, NO_ANCHOR)
         theirs = [shown(*(anchor.tianshou_3m or (None,))), shown(*(anchor.tianshou_10m or (None,)))]
         theirs += [shown(anchor.spinning_up, prefix="~"), shown(anchor.target)]
-        ours = ["-"] * 3 + theirs + ["-", "-"]
+        ours = ["-"] * 3 + theirs + ["-", "-", "-"]
         if results and all(r["eval_curve"] for r in results):
             finals = [r["final_eval"]["greedy"]["mean"] for r in results]
             ends = [r["train_return_end"] for r in results if r["train_return_end"] is not None]
@@ -59,6 +66,7 @@ def table(envs: list[str], seeds: list[int], out: Path) -> dict[str, list[dict]]
                 shown(float(np.mean(finals)), float(np.std(finals))),
                 shown(float(np.mean(ends)) if ends else None),
                 *theirs,
+                reaching(results, anchor.target),
                 f"{np.mean([r['env_steps'] for r in results]):,.0f}",
                 f"{sum(walls):,.0f}" + (f" ({'/'.join(map(str, workers))} workers)" if workers else ""),
             ]
@@ -66,7 +74,8 @@ def table(envs: list[str], seeds: list[int], out: Path) -> dict[str, list[dict]]
     print(
         "\nbest seed-mean eval: the maximum over checks of the mean over seeds of the greedy evaluation (Tianshou's"
         "\nmetric); final eval: the last greedy evaluation, mean ± std over seeds of each seed's mean; training"
-        "\nreturn: the stochastic training batches over the last 10% of training (what Spinning Up plots)."
+        "\nreturn: the stochastic training batches over the last 10% of training (what Spinning Up plots); seeds at"
+        "\ntarget: the seeds whose greedy evaluation reached the target at some check."
     )
     return found
 
