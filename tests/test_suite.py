@@ -158,7 +158,8 @@ def test_preset_tuned_takes_the_entry_of_the_env_and_flags_override_it():
     assert {name: getattr(config, name) for name in TUNED["Pendulum-v1"]} == TUNED["Pendulum-v1"]
     assert (config.total_env_steps, config.eval_episodes, config.stop_when_solved) == (1_000_000, 100, False)
     assert config.exp_name == "tuned"
-    assert config.agent_config() == Config().agent_config()  # no agent setting measured yet: the defaults
+    protocol_only = tuned_config(["--env", "CartPole-v1", "--preset", "tuned"])  # an entry without agent settings
+    assert protocol_only.agent_config() == Config().agent_config()
     config = tuned_config(["--env", "Pendulum-v1", "--preset", "tuned", "--total-env-steps", "5000"])
     assert config.total_env_steps == 5000 and config.eval_every_steps == TUNED["Pendulum-v1"]["eval_every_steps"]
     assert tuned_config(["--preset", "tuned"]).total_env_steps == TUNED["CartPole-v1"]["total_env_steps"]

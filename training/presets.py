@@ -182,11 +182,31 @@ TUNED: dict[str, dict[str, Any]] = {
     },
     # Box2D (pip install "gymnasium[box2d]")
     "LunarLander-v3": {
-        **LUNAR,  # protocol only; agent settings are the defaults until measured
+        **LUNAR,
+        # Seed 1, greedy evaluations: the defaults with the learnt baseline and 8 episodes per update reached -19
+        # at 180k, then -828 at 300k; with 16 they reached 200 at 300k, then fell to -322 by 1M. At Adam 0.003,
+        # 16 episodes: 201 at 1.03M, 253 at 1.75M (stopped at 1.9M: the row re-runs it). Annealing the rate
+        # (stopped early): 0.01 reached 144 at 186k, then -274 at 300k; 0.003 was at -49 at 720k.
+        "baseline": True,
+        "num_envs": 16,
+        "episodes_per_update": 16,  # episodes of about 100 to 1,000 steps
+        "learning_rate": 0.003,
     },
     # classic control
     "Pendulum-v1": {
-        **CLASSIC_1M,  # protocol only; agent settings are the defaults until measured
+        **CLASSIC_1M,
+        **MUJOCO_A,
+        "baseline": True,  # a Pendulum return depends mostly on where the episode starts: a batch mean can't tell
+        # Seed 1, 1M, best greedy evaluation. With 8 episodes (1,600 steps) per update at 0.003: -901 / -716 at
+        # gamma 0.95 / 0.98. With 2 episodes (400 steps: 2,500 updates) at gamma 0.9 (rl-baselines3-zoo's) from
+        # log-std -1: Adam 0.001 -909, 0.003 -395, 0.01 -1,122 (then it spins the pendulum: -1,450); at 0.003,
+        # gamma 0.95 -1,068, two passes -1,021, log-std 0 -459, tanh actions -719. Seeds 2 and 3 of this entry:
+        # -1,003 and -1,043 (tanh: -968, -870). The target, -400 within 1M, is missed (README, "Suite").
+        "gamma": 0.9,
+        "num_envs": 2,
+        "episodes_per_update": 2,
+        "learning_rate": 0.003,
+        "log_std_init": -1.0,
     },
     "MountainCarContinuous-v0": {
         **CLASSIC_1M,  # protocol only; agent settings are the defaults until measured
