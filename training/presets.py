@@ -201,7 +201,8 @@ TUNED: dict[str, dict[str, Any]] = {
         # gamma 0.95 / 0.98. With 2 episodes (400 steps: 2,500 updates) at gamma 0.9 (rl-baselines3-zoo's) from
         # log-std -1: Adam 0.001 -909, 0.003 -395, 0.01 -1,122 (then it spins the pendulum: -1,450); at 0.003,
         # gamma 0.95 -1,068, two passes -1,021, log-std 0 -459, tanh actions -719. Seeds 2 and 3 of this entry:
-        # -1,003 and -1,043 (tanh: -968, -870). The target, -400 within 1M, is missed (README, "Suite").
+        # -1,003 and -1,043 (tanh: -968, -870). These ran on one torch thread; the row, on two, reached -732 on
+        # seed 1. The target, -400 within 1M, is missed (README, "Suite").
         "gamma": 0.9,
         "num_envs": 2,
         "episodes_per_update": 2,
