@@ -72,12 +72,12 @@ def test_suite_smoke_run_writes_results_and_a_table_and_does_not_train_again(tmp
 def test_the_table_counts_the_seeds_whose_evaluation_reached_the_target_at_some_check(tmp_path):
     out = tmp_path / "suite"
     curves = {1: [-50.0, 210.0, 150.0], 2: [-50.0, 120.0, 190.0]}  # LunarLander-v3's target: 200
+    (out / "results").mkdir(parents=True)
     for env in ("LunarLander-v3", "MountainCar-v0"):  # MountainCar-v0 has no target
         for seed, returns in curves.items():
             result = dict(seed=seed, env=env, env_steps=3000, wall_seconds=1.0, workers=1, train_return_end=0.0)
             result |= dict(eval_curve=[[1000 * (k + 1), r] for k, r in enumerate(returns)])
             result |= dict(final_eval={"greedy": {"mean": returns[-1], "std": 0.0, "min": 0.0, "max": 0.0}})
-            (out / "results").mkdir(parents=True, exist_ok=True)
             (out / "results" / f"{env}__{seed}.json").write_text(json.dumps(result))
     only = suite("--envs", "LunarLander-v3,MountainCar-v0", "--seeds", "1-2", "--out", str(out), "--table-only")
     assert only.returncode == 0, only.stderr
