@@ -51,6 +51,18 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def seed_list(seeds: list[int]) -> str:
+    """``parse_seeds``'s inverse, as short as it goes: [1, 2, 3, 5] as ``1-3,5``; ``-`` for no seed."""
+    parts: list[str] = []
+    for seed in sorted(seeds):
+        first, _, last = parts[-1].partition("-") if parts else ("", "", "")
+        if parts and seed == int(last or first) + 1:
+            parts[-1] = f"{first}-{seed}"
+        else:
+            parts.append(str(seed))
+    return ",".join(parts) or "-"
+
+
 def write_json(path: Path, data: object) -> None:
     """Written whole or not at all: a temporary file, then a rename."""
     temporary = path.with_name(path.name + ".tmp")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from anchors import ANCHORS, NO_ANCHOR
-from common import write_json
+from common import seed_list, write_json
 
 
 def result_path(out: Path, env: str, seed: int) -> Path:
@@ -70,12 +70,13 @@ def table(envs: list[str], seeds: list[int], out: Path) -> dict[str, list[dict]]
                 f"{np.mean([r['env_steps'] for r in results]):,.0f}",
                 f"{sum(walls):,.0f}" + (f" ({'/'.join(map(str, workers))} workers)" if workers else ""),
             ]
-        print(f"| {env} | {len(results)}/{len(seeds)} | " + " | ".join(ours) + " |")
+        print(f"| {env} | {seed_list([r['seed'] for r in results])} | " + " | ".join(ours) + " |")
     print(
-        "\nbest seed-mean eval: the maximum over checks of the mean over seeds of the greedy evaluation (Tianshou's"
-        "\nmetric); final eval: the last greedy evaluation, mean ± std over seeds of each seed's mean; training"
-        "\nreturn: the stochastic training batches over the last 10% of training (what Spinning Up plots); seeds at"
-        "\ntarget: the seeds whose greedy evaluation reached the target at some check."
+        "\nseeds: the seeds whose results were found, of --seeds; best seed-mean eval: the maximum over checks of"
+        "\nthe mean over seeds of the greedy evaluation (Tianshou's metric); final eval: the last greedy evaluation,"
+        "\nmean ± std over seeds of each seed's mean; training return: the stochastic training batches over the"
+        "\nlast 10% of training (what Spinning Up plots); seeds at target: the seeds whose greedy evaluation"
+        "\nreached the target at some check."
     )
     return found
 

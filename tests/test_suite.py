@@ -49,7 +49,7 @@ def test_suite_smoke_run_writes_results_and_a_table_and_does_not_train_again(tmp
         assert set(result["final_eval"]["greedy"]) == {"mean", "std", "min", "max"}
     header, rows = table(first.stdout)
     assert set(ANCHOR_COLUMNS) <= set(header) and set(rows) == {"CartPole-v1", "Pendulum-v1"}
-    assert rows["Pendulum-v1"]["seeds"] == "1/1" and rows["Pendulum-v1"]["target"] == "-400.0"
+    assert rows["Pendulum-v1"]["seeds"] == "1" and rows["Pendulum-v1"]["target"] == "-400.0"
     assert rows["CartPole-v1"]["ours: final eval"].endswith("± 0.0")  # one seed
     assert png.is_file() or importlib.util.find_spec("matplotlib") is None
     folders = sorted(path.name for path in (out / "runs").iterdir())
@@ -69,7 +69,7 @@ def test_suite_smoke_run_writes_results_and_a_table_and_does_not_train_again(tmp
     assert len(other.stderr.strip().splitlines()) == 1
 
 
-def test_the_table_counts_the_seeds_whose_evaluation_reached_the_target_at_some_check(tmp_path):
+def test_the_table_names_the_seeds_found_and_counts_those_whose_evaluation_reached_the_target(tmp_path):
     out = tmp_path / "suite"
     curves = {1: [-50.0, 210.0, 150.0], 2: [-50.0, 120.0, 190.0]}  # LunarLander-v3's target: 200
     (out / "results").mkdir(parents=True)
@@ -79,12 +79,22 @@ def test_the_table_counts_the_seeds_whose_evaluation_reached_the_target_at_some_
             result |= dict(eval_curve=[[1000 * (k + 1), r] for k, r in enumerate(returns)])
             result |= dict(final_eval={"greedy": {"mean": returns[-1], "std": 0.0, "min": 0.0, "max": 0.0}})
             (out / "results" / f"{env}__{seed}.json").write_text(json.dumps(result))
-    only = suite("--envs", "LunarLander-v3,MountainCar-v0", "--seeds", "1-2", "--out", str(out), "--table-only")
+    only = suite("--envs", "LunarLander-v3,MountainCar-v0", "--seeds", "1-3", "--out", str(out), "--table-only")
     assert only.returncode == 0, only.stderr
     rows = table(only.stdout)[1]
+    assert rows["LunarLander-v3"]["seeds"] == "1-2"  # those found of the seeds asked for
     assert rows["LunarLander-v3"]["seeds at target"] == "1/2"  # seed 1 at its second check, then below again
     assert rows["LunarLander-v3"]["ours: best seed-mean eval"] == "170.0"  # the checks' means: -50, 165, 170
     assert rows["MountainCar-v0"]["seeds at target"] == "-"
+
+
+def test_seed_list_is_the_shortest_text_parse_seeds_reads_back():
+    spec = importlib.util.spec_from_file_location("common", ROOT / "bench" / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    for seeds, text in (([1, 2, 3, 5], "1-3,5"), ([4], "4"), ([0, 2, 3, 4, 7, 8], "0,2-4,7-8")):
+        assert common.seed_list(seeds) == text and common.parse_seeds(text) == seeds
+    assert common.seed_list([]) == "-"
 
 
 def test_suite_workers_run_under_torchrun_with_the_same_batch_and_resume_with_their_count(tmp_path):
