@@ -254,7 +254,7 @@ def finish(writer: SummaryWriter, trainer: Trainer, evaluator: Evaluator, target
     if config.gif:
         try:
             gif, height, width = record_gif(
-                agent, config.env, config.max_episode_steps, derive_seed(config.seed, VIDEO)
+                agent, config.env, config.max_episode_steps, derive_seed(config.seed, VIDEO), config.discretize_actions
             )
             write_atomically(run_dir / GIF, lambda file: file.write(gif))
             log_gif(writer, "videos/greedy_episode", gif, height, width, state.env_steps)
@@ -292,12 +292,22 @@ def tensorboard_command(logdir: str) -> str:
 
 def watch(config: Config, target: str, given: set[str]) -> None:
     """Play a saved agent in the environment it was trained on (its run's config.json), or in the one
-    ``--env`` and ``--max-episode-steps`` name when they are ``given`` (its spaces must fit the agent's)."""
+    ``--env``, ``--max-episode-steps`` and ``--discretize-actions`` name when they are ``given`` (its spaces must
+    fit the agent's)."""
     agent, path = load_agent(Path(target))
-    env, limit = saved_env(path.parent) or (config.env, config.max_episode_steps)
+    env, limit, bins = saved_env(path.parent) or (config.env, config.max_episode_steps, config.discretize_actions)
     config.env = config.env if "env" in given else env
     config.max_episode_steps = config.max_episode_steps if "max_episode_steps" in given else limit
-    play(agent, config.env, config.max_episode_steps, config.watch_episodes, config.seed, path.parent)
+    config.discretize_actions = config.discretize_actions if "discretize_actions" in given else bins
+    play(
+        agent,
+        config.env,
+        config.max_episode_steps,
+        config.watch_episodes,
+        config.seed,
+        path.parent,
+        config.discretize_actions,
+    )
 
 
 def thread_failed(args: threading.ExceptHookArgs) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.wrappers import DiscretizeAction
 
 from agents import check_spaces
 
@@ -20,6 +22,8 @@ VECTORIZATIONS: tuple[str, ...] = ("auto", "vector_entry_point", "sync", "async"
 # What bounds the loops over an environment whose time limit they are not told (an environment of a user's own
 # given to collect_episodes or play_episode): longer than any of Gymnasium's own limits (Atari's 108,000 frames).
 LONGEST_EPISODE = 1_000_000
+# The most joint actions --discretize-actions may make (bins ** action dimensions): one logit each.
+MOST_ACTION_BINS = 4096
 
 
 def episode_too_long(max_episode_steps: int) -> ValueError:
@@ -94,11 +98,42 @@ def _cannot_build(env_id: str, error: Exception) -> ValueError:
     return ValueError(f"{env_id} cannot be built: {text.splitlines()[0][:200] if text else type(error).__name__}")
 
 
-def make_env(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
-    """One environment (for rendering and single-environment use), with a time limit (see ``time_limit``)."""
+def make_env(
+    env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None, action_bins: int | None = None
+) -> gym.Env:
+    """One environment (for rendering and single-environment use), with a time limit (see ``time_limit``)
+    and, given ``action_bins``, its actions discretised (see ``discretize_actions``)."""
     check_env_id(env_id)
     kwargs = {} if render_mode is None else {"render_mode": render_mode}  # an environment may take no arguments
-    return _checked(env_id, max_episode_steps, lambda: gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs))
+    return _checked(
+        env_id,
+        max_episode_steps,
+        lambda: discretize_actions(gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs), action_bins),
+    )
+
+
+def discretize_actions(env: gym.Env, bins: int | None) -> gym.Env:
+    """``env`` with each dimension of its Box actions split into ``bins`` evenly spaced values, the centres of
+    ``bins`` equal intervals (Gymnasium's ``DiscretizeAction``): one Discrete action per combination, for a
+    categorical policy over them (Tang and Agrawal, 2020). ``env`` itself for ``bins`` None; a one-line
+    ``ValueError`` (``env`` closed) for actions that are not a Box, or too many combinations."""
+    if bins is None:
+        return env
+    space, name = env.action_space, env.spec.id if env.spec else "the environment"
+    problem = None
+    if bins < 2:
+        problem = f"--discretize-actions {bins}: give 2 or more values per action dimension"
+    elif not isinstance(space, spaces.Box):
+        problem = f"{name}'s actions are {space}, not a Box: leave --discretize-actions unset"
+    elif bins ** int(math.prod(space.shape)) > MOST_ACTION_BINS:
+        problem = (
+            f"--discretize-actions {bins} on {name}'s {math.prod(space.shape)} action dimensions makes "
+            f"{bins}^{math.prod(space.shape)} joint actions, more than {MOST_ACTION_BINS}: give fewer bins"
+        )
+    if problem:
+        env.close()
+        raise ValueError(problem)
+    return DiscretizeAction(env, bins)
 
 
 def _checked(env_id: str, max_episode_steps: int | None, build: Callable[[], Any]) -> Any:
@@ -128,6 +163,7 @@ def make_vector_env(
     num_envs: int,
     max_episode_steps: int | None = None,
     vectorization: str = "auto",
+    action_bins: int | None = None,
 ) -> VectorEnv:
     """``num_envs`` copies of ``env_id`` stepped together; ``"auto"`` takes the environment's native
     vector implementation where it has one (CartPole does), else ``SyncVectorEnv``.
@@ -138,18 +174,26 @@ def make_vector_env(
     :param num_envs: sub-environments stepped together.
     :param max_episode_steps: the time limit (None: the environment's own; an environment without one is
         refused, see ``time_limit``).
-    :param vectorization: one of ``VECTORIZATIONS``.
+    :param vectorization: one of ``VECTORIZATIONS`` (``"auto"`` with ``action_bins``: sync, which takes
+        wrappers).
+    :param action_bins: discretise the actions into this many values per dimension (``discretize_actions``).
     """
     spec = check_env_id(env_id)
     if vectorization not in VECTORIZATIONS:
         raise ValueError(f"unknown vectorization {vectorization!r}: choose one of {', '.join(VECTORIZATIONS)}")
     if vectorization == "auto":
-        vectorization = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+        native = spec.vector_entry_point is not None and action_bins is None
+        vectorization = "vector_entry_point" if native else "sync"
+    if vectorization == "vector_entry_point" and action_bins is not None:
+        raise ValueError("--discretize-actions wraps each environment: use --vectorization sync or async")
     if vectorization == "vector_entry_point" and spec.vector_entry_point is None:
         raise ValueError(f"{env_id} has no native vector implementation: use --vectorization sync or async")
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     if vectorization != "vector_entry_point":
         kwargs["vector_kwargs"] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+        if action_bins is not None:
+            make_env(env_id, max_episode_steps, action_bins=action_bins).close()  # its one-line errors, here
+            kwargs["wrappers"] = [lambda env: DiscretizeAction(env, action_bins)]
     return _checked(
         env_id, max_episode_steps, lambda: gym.make_vec(env_id, num_envs, vectorization_mode=vectorization, **kwargs)
     )

@@ -111,20 +111,22 @@ def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _rendering(env_id: str, max_episode_steps: int | None, render_mode: str) -> gym.Env:
+def _rendering(env_id: str, max_episode_steps: int | None, render_mode: str, action_bins: int | None) -> gym.Env:
     """The environment rendering in ``render_mode`` if it has that mode, else not rendering (an environment
     of one's own may draw nothing, and Gymnasium refuses a mode it does not list)."""
-    env = make_env(env_id, max_episode_steps)
+    env = make_env(env_id, max_episode_steps, action_bins=action_bins)
     if render_mode not in env.metadata.get("render_modes", []):
         return env
     env.close()
-    return make_env(env_id, max_episode_steps, render_mode=render_mode)
+    return make_env(env_id, max_episode_steps, render_mode=render_mode, action_bins=action_bins)
 
 
-def record_gif(agent: ReinforceAgent, env_id: str, max_episode_steps: int | None, seed: int) -> tuple[bytes, int, int]:
+def record_gif(
+    agent: ReinforceAgent, env_id: str, max_episode_steps: int | None, seed: int, action_bins: int | None = None
+) -> tuple[bytes, int, int]:
     """One greedy episode rendered headless, every other frame, as a GIF (bytes, height, width); a
     ``ValueError`` if the environment draws no frames."""
-    env = _rendering(env_id, max_episode_steps, "rgb_array")
+    env = _rendering(env_id, max_episode_steps, "rgb_array", action_bins)
     if env.render_mode != "rgb_array":
         env.close()
         raise ValueError(f"{env_id} has no rgb_array render mode")
@@ -134,13 +136,19 @@ def record_gif(agent: ReinforceAgent, env_id: str, max_episode_steps: int | None
 
 
 def play(
-    agent: ReinforceAgent, env_id: str, max_episode_steps: int | None, episodes: int, seed: int, gif_dir: Path
+    agent: ReinforceAgent,
+    env_id: str,
+    max_episode_steps: int | None,
+    episodes: int,
+    seed: int,
+    gif_dir: Path,
+    action_bins: int | None = None,
 ) -> None:
     """Play greedy episodes in a window when there is a display, else into ``gif_dir/watch_N.gif`` (an
     environment that draws nothing is only played); print each episode's return and length against the
     time limit."""
     render_mode = "human" if display_available() else "rgb_array"
-    env = _rendering(env_id, max_episode_steps, render_mode)
+    env = _rendering(env_id, max_episode_steps, render_mode, action_bins)
     try:
         agent.check_fits(env.observation_space, env.action_space, env_id)
     except CheckpointError:

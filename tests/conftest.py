@@ -28,6 +28,7 @@ def saved_run(tmp_path_factory):
         "empty": "{}",
         "list": "[1]",
         "limit": '{"env": "CartPole-v1", "max_episode_steps": "x"}',
+        "bins": '{"env": "Pendulum-v1", "discretize_actions": 1}',
         "not_json": "not json",
     }
     for name, text in broken_configs.items():  # run folders whose config.json --watch cannot use

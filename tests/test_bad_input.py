@@ -63,6 +63,11 @@ BAD_INPUT = [
     (["--watch", "{root}/config_list"], "config_list/config.json names no environment"),
     (["--watch", "{root}/config_limit"], "config_limit/config.json: max_episode_steps must be a whole number >= 1"),
     (["--watch", "{root}/config_not_json"], "config_not_json/config.json is not readable JSON"),
+    (["--watch", "{root}/config_bins"], "config_bins/config.json: discretize_actions must be a whole number >= 2"),
+    (["--discretize-actions", "1", "--env", "Pendulum-v1"], "discretize_actions must be >= 2 or none, got 1"),
+    (["--discretize-actions", "3"], "CartPole-v1's actions are Discrete(2), not a Box: leave --discretize-actions"),
+    (["--discretize-actions", "3", "--env", "Humanoid-v5"], "makes 3^17 joint actions, more than 4096"),
+    (["--discretize-actions", "3", "--env", "Pendulum-v1", "--vectorization", "vector_entry_point"], "use --vect"),
 ]
 
 

@@ -1,6 +1,7 @@
 """Saving and loading: agents and runs, round trips, unreadable, unsafe and unfitting files, resuming exactly."""
 
 import copy
+import json
 import math
 import os
 import pickle
@@ -11,10 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from builders import FAST, ROOT, gaussian_agent, make_agent, one_line, run_cli, signal_handlers, squashed
+from builders import FAST, ROOT, gaussian_agent, make_agent, one_line, only_run, run_cli, signal_handlers, squashed
 
 import train
 from agents import AgentConfig, CheckpointError, EpisodeBatch, ReinforceAgent
@@ -321,3 +323,14 @@ def test_a_checkpoint_from_before_a_setting_existed_loads_with_its_default_and_n
     assert (squashing.config.action_bound, squashing.config.log_std_init) == ("tanh", -0.5)
     taken, drawn = squashing.sample(np.zeros(3, np.float32))
     np.testing.assert_allclose(taken, squashed(drawn, squashing.action_space), rtol=1e-6)
+
+
+def test_a_run_with_discretized_actions_keeps_them_for_watch(tmp_path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    args = ["--env", "Pendulum-v1", "--discretize-actions", "3", "--max-episode-steps", "20", "--max-updates", "2"]
+    assert train.main([*args, "--logdir", str(tmp_path), "--no-gif", "--eval-episodes", "2"]) == 0
+    run = only_run(tmp_path)
+    assert json.loads((run / "config.json").read_text())["discretize_actions"] == 3
+    assert ReinforceAgent.load(run / "model.pt").action_space == gym.spaces.Discrete(3)
+    assert train.main(["--watch", str(run), "--watch-episodes", "1"]) == 0 and (run / "watch_1.gif").is_file()

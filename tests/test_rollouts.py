@@ -191,3 +191,23 @@ def test_an_environment_whose_module_is_missing_names_it():
     for make in (make_env, lambda env_id: make_vector_env(env_id, 2)):
         with pytest.raises(ValueError, match="needs the module no_such_module_for_this_test, which is not installed"):
             make("MissingModule-v0")
+
+
+def test_discretized_actions_step_the_environment_with_the_bin_centres():
+    # Pendulum's torque in [-2, 2], 5 bins: the centres -1.6, -0.8, 0, 0.8, 1.6, as a categorical agent's actions
+    for make in (
+        lambda: make_env("Pendulum-v1", action_bins=5),
+        lambda: make_vector_env("Pendulum-v1", 1, action_bins=5),
+    ):
+        env, raw = make(), make_env("Pendulum-v1")
+        space = env.single_action_space if hasattr(env, "single_action_space") else env.action_space
+        assert space == gym.spaces.Discrete(5)
+        for index, torque in enumerate([-1.6, -0.8, 0.0, 0.8, 1.6]):
+            env.reset(seed=index)
+            raw.reset(seed=index)
+            action = np.array([index]) if hasattr(env, "single_action_space") else index
+            observation = env.step(action)[0]
+            expected = raw.step(np.array([torque], np.float32))[0]
+            np.testing.assert_allclose(np.reshape(observation, -1), expected, atol=1e-6)
+        env.close()
+        raw.close()

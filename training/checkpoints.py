@@ -148,10 +148,10 @@ def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, eva
     trainer.agent, trainer.state = agent, state
 
 
-def saved_env(run_dir: Path) -> tuple[str, int | None] | None:
-    """The environment id and time limit the run in ``run_dir`` was trained with, from its ``config.json``;
-    None if there is no such file (a model file outside a run folder). A one-line ``ValueError`` naming the
-    file if it does not hold them."""
+def saved_env(run_dir: Path) -> tuple[str, int | None, int | None] | None:
+    """The environment id, time limit and action bins (``--discretize-actions``) the run in ``run_dir`` was
+    trained with, from its ``config.json``; None if there is no such file (a model file outside a run
+    folder). A one-line ``ValueError`` naming the file if it does not hold them."""
     path = run_dir / CONFIG
     if not path.is_file():
         return None
@@ -161,14 +161,15 @@ def saved_env(run_dir: Path) -> tuple[str, int | None] | None:
         raise ValueError(f"{path} is not readable JSON ({error}): repair it or remove it") from None
     if not isinstance(saved, dict) or not isinstance(saved.get("env"), str):
         raise ValueError(f"{path} names no environment (a JSON object with an env id): repair it or remove it")
-    limit = saved.get("max_episode_steps")
-    if limit is not None and (type(limit) is not int or limit < 1):
-        raise ValueError(f"{path}: max_episode_steps must be a whole number >= 1 or null, got {limit!r}")
+    limit, bins = saved.get("max_episode_steps"), saved.get("discretize_actions")  # absent before bins existed
+    for name, value, least in (("max_episode_steps", limit, 1), ("discretize_actions", bins, 2)):
+        if value is not None and (type(value) is not int or value < least):
+            raise ValueError(f"{path}: {name} must be a whole number >= {least} or null, got {value!r}")
     try:
         check_env_id(saved["env"])
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    return saved["env"], limit
+    return saved["env"], limit, bins
 
 
 def load_agent(target: Path) -> tuple[ReinforceAgent, Path]:

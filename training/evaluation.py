@@ -71,7 +71,9 @@ class Evaluator:
     @functools.cached_property
     def env(self) -> VectorEnv:  # made on first use: under torchrun only the main worker evaluates
         config = self.config
-        return make_vector_env(config.env, config.eval_episodes, config.max_episode_steps, config.vectorization)
+        return make_vector_env(
+            config.env, config.eval_episodes, config.max_episode_steps, config.vectorization, config.discretize_actions
+        )
 
     def due(self, env_steps: int) -> bool:
         """Whether an update that brought the run to ``env_steps`` is the first at or after the next

@@ -30,6 +30,9 @@ class Config(AgentConfig):
     episodes_per_update: int = setting(8, "complete episodes per gradient step (a multiple of num_envs is best)")
     max_episode_steps: int | None = setting(None, "time limit per episode (none: the environment's own)")
     vectorization: str = setting("auto", "vector env mode", choices=VECTORIZATIONS)
+    discretize_actions: int | None = setting(
+        None, "split each Box action dimension into this many values: a categorical policy (none: Gaussian)"
+    )
     total_env_steps: int = setting(500_000, "training budget in environment steps")
     max_updates: int | None = setting(None, "stop after this many updates (none: no limit)")
     eval_every_steps: int = setting(5_000, "evaluate at the first update after every this many env steps")
@@ -78,6 +81,8 @@ class Config(AgentConfig):
         for name in ("max_episode_steps", "max_updates", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 or none, got {getattr(self, name)}")
+        if self.discretize_actions is not None and self.discretize_actions < 2:
+            raise ValueError(f"discretize_actions must be >= 2 or none, got {self.discretize_actions}")
         try:
             check_seed(self.seed)
         except ValueError as error:

@@ -65,7 +65,9 @@ class Trainer:
             check_threads(config.threads)
             torch.set_num_threads(config.threads)
         self.config, self.workers = config, workers or Workers()
-        self.env = make_vector_env(config.env, config.num_envs, config.max_episode_steps, config.vectorization)
+        self.env = make_vector_env(
+            config.env, config.num_envs, config.max_episode_steps, config.vectorization, config.discretize_actions
+        )
         self.episode_limit = time_limit(config.env, config.max_episode_steps)
         space = self.env.single_observation_space, self.env.single_action_space
         try:
