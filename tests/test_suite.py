@@ -88,6 +88,20 @@ def test_the_table_names_the_seeds_found_and_counts_those_whose_evaluation_reach
     assert rows["MountainCar-v0"]["seeds at target"] == "-"
 
 
+def test_the_bootstrap_intervals_are_the_same_on_every_run(tmp_path):
+    pytest.importorskip("rliable")
+    out = tmp_path / "suite"
+    (out / "results").mkdir(parents=True)
+    for seed, final in enumerate([-120.0, 40.0, 95.0, 180.0, 230.0], start=1):  # spread: resamples differ
+        result = dict(seed=seed, env="LunarLander-v3", env_steps=3000, wall_seconds=1.0, workers=1)
+        result |= dict(train_return_end=0.0, eval_curve=[[3000, final]])
+        result |= dict(final_eval={"greedy": {"mean": final, "std": 0.0, "min": 0.0, "max": 0.0}})
+        (out / "results" / f"LunarLander-v3__{seed}.json").write_text(json.dumps(result))
+    runs = [suite("--envs", "LunarLander-v3", "--seeds", "1-5", "--out", str(out), "--table-only") for _ in range(3)]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr
+    assert "LunarLander-v3: " in runs[0].stdout and runs[0].stdout == runs[1].stdout == runs[2].stdout
+
+
 def test_seed_list_is_the_shortest_text_parse_seeds_reads_back():
     spec = importlib.util.spec_from_file_location("common", ROOT / "bench" / "common.py")
     common = importlib.util.module_from_spec(spec)

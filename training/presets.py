@@ -203,17 +203,19 @@ TUNED: dict[str, dict[str, Any]] = {
         **CLASSIC_1M,
         **MUJOCO_A,
         "baseline": True,  # a Pendulum return depends mostly on where the episode starts: a batch mean can't tell
-        # Seed 1, 1M, best greedy evaluation. With 8 episodes (1,600 steps) per update at 0.003: -901 / -716 at
-        # gamma 0.95 / 0.98. With 2 episodes (400 steps: 2,500 updates) at gamma 0.9 (rl-baselines3-zoo's) from
-        # log-std -1: Adam 0.001 -909, 0.003 -395, 0.01 -1,122 (then it spins the pendulum: -1,450); at 0.003,
-        # gamma 0.95 -1,068, two passes -1,021, log-std 0 -459, tanh actions -719. Seeds 2 and 3 of this entry:
-        # -1,003 and -1,043 (tanh: -968, -870). These ran on one torch thread; the row, on two, reached -732 on
-        # seed 1. The target, -400 within 1M, is missed (README, "Suite").
+        # Five torques, a categorical policy over them (--discretize-actions 5: -1.6, -0.8, 0, 0.8, 1.6). With a
+        # Gaussian policy (seed 1, 1M, best greedy evaluation): 8 episodes (1,600 steps) per update at 0.003
+        # reached -901 / -716 at gamma 0.95 / 0.98; 2 episodes (400 steps: 2,500 updates) at gamma 0.9
+        # (rl-baselines3-zoo's) from log-std -1: Adam 0.001 -909, 0.003 -395, 0.01 -1,122 (then it spins the
+        # pendulum: -1,450); at 0.003, gamma 0.95 -1,068, two passes -1,021, log-std 0 -459, tanh actions -719;
+        # seeds 2 and 3 of the 0.003 one: -1,003 and -1,043. These ran on one torch thread; on two (the suite's),
+        # seeds 1-5 reached -732 / -1,030 / -978 / -758 / -975. The same settings with five torques (the first
+        # count tried, taken after seeds 1-2): -189 / -221 / -196 / -205 / -235; with 11, seeds 1-3: -218 / -216 / -217.
+        "discretize_actions": 5,
         "gamma": 0.9,
         "num_envs": 2,
         "episodes_per_update": 2,
         "learning_rate": 0.003,
-        "log_std_init": -1.0,
     },
     "MountainCarContinuous-v0": {
         **CLASSIC_1M,  # protocol only; agent settings are the defaults until measured
