@@ -53,14 +53,13 @@ def parse_seeds(text: str) -> list[int]:
 
 def seed_list(seeds: list[int]) -> str:
     """``parse_seeds``'s inverse, as short as it goes: [1, 2, 3, 5] as ``1-3,5``; ``-`` for no seed."""
-    parts: list[str] = []
+    runs: list[list[int]] = []  # consecutive seeds
     for seed in sorted(seeds):
-        first, _, last = parts[-1].partition("-") if parts else ("", "", "")
-        if parts and seed == int(last or first) + 1:
-            parts[-1] = f"{first}-{seed}"
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
         else:
-            parts.append(str(seed))
-    return ",".join(parts) or "-"
+            runs.append([seed])
+    return ",".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs) or "-"
 
 
 def write_json(path: Path, data: object) -> None:
