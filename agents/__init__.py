@@ -3,8 +3,8 @@ Box or Discrete observations; acting, learning, saving and loading need no envir
 
 from agents.agent import ReinforceAgent
 from agents.batch import EpisodeBatch
-from agents.checkpoint import CheckpointError
 from agents.config import AgentConfig
+from agents.files import CheckpointError
 from agents.reinforce import (
     Policy,
     discounted_returns,

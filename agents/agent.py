@@ -14,18 +14,17 @@ import torch
 from gymnasium import spaces
 
 from agents.batch import EpisodeBatch, check_one_per_step, episode_ids
-from agents.checkpoint import CheckpointError, load_safely, save_atomically
 from agents.config import AgentConfig, check_seed
 from agents.distributed import LOCAL, PROCESS_GROUP, Combiner
+from agents.files import CheckpointError, agent_from_state, agent_state, load_safely, save_atomically
 from agents.guard import apply_or_undo, step_or_undo
+from agents.network import initialize_orthogonally, mlp
 from agents.numpy_policy import Actor, NumpyPolicy
 from agents.reinforce import (
     Moments,
     Policy,
     discounted_returns,
     group_moments,
-    initialize_orthogonally,
-    mlp,
     normalize_advantages,
     reinforce_loss,
 )
@@ -37,7 +36,6 @@ from agents.spaces import (
     is_one_observation,
     observation_encoder,
 )
-from agents.state import agent_from_state, agent_state
 
 
 class ReinforceAgent:
@@ -95,7 +93,7 @@ class ReinforceAgent:
         if self.value is not None:
             self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=config.value_learning_rate)
         self._networks = [self.policy, self.value] if self.value is not None else [self.policy]  # what a step changes
-        self._optimizers = [self.optimizer, self.value_optimizer] if self.value is not None else [self.optimizer]
+        self.optimizers = [self.optimizer, self.value_optimizer] if self.value is not None else [self.optimizer]
         self.actor = Actor(self.policy, action_space, config.action_bound)  # acting's numpy path, unchecked
 
     # ----------------------------------------------------------------------------- acting
@@ -146,7 +144,7 @@ class ReinforceAgent:
         """Per-step actions, checked, as the policy's distribution scores them: indices from 0, or flat floats."""
         check_step_actions(actions, self.action_space)
         if self.actor.continuous:
-            return actions.float().reshape(-1, self.policy.net[-1].out_features)
+            return actions.float().reshape(-1, self.policy.head.outputs)
         return actions.reshape(-1) - self.actor.start
 
     def _values(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -271,7 +269,7 @@ class ReinforceAgent:
         the step would leave a weight or Adam's state non-finite: then no weight moves and the step reports
         ``False``. ``share`` weighs this process's loss by its share of all the processes' steps (1 for one)."""
         terms = {name: term * share for name, term in self._loss_terms(inputs, actions, advantages, returns).items()}
-        networks, optimizers = self._networks, self._optimizers
+        networks, optimizers = self._networks, self.optimizers
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -298,7 +296,7 @@ class ReinforceAgent:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to act and to continue training, as tensors and plain Python data (the format
-        is ``agents.state``'s)."""
+        is ``agents.files``')."""
         return agent_state(self)
 
     def save(self, path: str | os.PathLike) -> None:

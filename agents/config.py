@@ -7,6 +7,8 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agents.network import ACTIVATIONS
+
 Normalization = Literal["batch", "episode", "none"]
 NORMALIZATIONS: tuple[str, ...] = ("batch", "episode", "none")
 Bootstrap = Literal["none", "mean"]
@@ -15,8 +17,8 @@ Initialization = Literal["default", "orthogonal"]
 INITIALIZATIONS: tuple[str, ...] = ("default", "orthogonal")
 ActionBound = Literal["clip", "tanh"]
 ACTION_BOUNDS: tuple[str, ...] = ("clip", "tanh")
+ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS)  # gelu: its tanh form
 LOG_STD_RANGE = (-5.0, 2.0)  # a Gaussian policy's std from 0.007 to 7.4: wide enough to explore, never 0 or inf
-ACTIVATION_NAMES: tuple[str, ...] = ("elu", "relu", "tanh", "gelu", "silu")  # gelu: its tanh form
 
 
 def check_seed(seed: int | None) -> int | None:

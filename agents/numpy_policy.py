@@ -9,27 +9,15 @@ it current and turns its actions into the action space's, checking nothing on th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
 
+from agents.network import ACTIVATIONS
 from agents.reinforce import ObservationNormalizer, Policy
-
-
-def _gelu(x: np.ndarray) -> np.ndarray:  # the tanh form, as the torch policy's
-    return 0.5 * x * (1.0 + np.tanh(np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x**3)))
-
-
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
-    "relu": lambda x: np.maximum(x, 0),
-    "tanh": np.tanh,
-    "gelu": _gelu,
-    "silu": lambda x: x / (1 + np.exp(-x)),
-}
 
 
 def policy_version(tensors: Sequence[torch.Tensor]) -> tuple[int, ...]:
@@ -40,7 +28,8 @@ def policy_version(tensors: Sequence[torch.Tensor]) -> tuple[int, ...]:
 
 
 class NumpyPolicy:
-    """The network of a ``Policy`` as numpy arrays, with its samplers."""
+    """The network of a ``Policy`` as numpy arrays, acting through the numpy form of its activation and head
+    (``agents.network``)."""
 
     def __init__(self, policy: Policy) -> None:
         linears = [m for m in policy.net if isinstance(m, nn.Linear)]
@@ -50,8 +39,8 @@ class NumpyPolicy:
             shift, scale = policy.normalizer.shift.numpy(), policy.normalizer.scale.numpy()
             weight, bias = self.layers[0]
             self.layers[0] = (weight * scale[:, None], bias - (shift * scale) @ weight)
-        self.activation = ACTIVATIONS[policy.activation]
-        self.n_actions = policy.n_actions
+        self.activation = ACTIVATIONS[policy.activation].numpy
+        self.head = policy.head
         self.std = policy.std().detach().numpy().copy() if policy.continuous else None
 
     def outputs(self, observations: np.ndarray) -> np.ndarray:
@@ -65,23 +54,7 @@ class NumpyPolicy:
     def actions(self, observations: np.ndarray, deterministic: bool, rng: np.random.Generator) -> np.ndarray:
         """Actions for a ``(B, obs_dim)`` batch, as the policy's distribution holds them (indices from 0,
         raw Gaussian samples): sampled with ``rng``, or the most likely ones."""
-        outputs = self.outputs(observations)
-        if self.std is not None:
-            if deterministic:
-                return outputs
-            return outputs + self.std * rng.standard_normal(outputs.shape, dtype=np.float32)
-        if self.n_actions == 2:
-            logits = outputs[:, 0]
-            if deterministic:
-                return (logits > 0).astype(np.int64)
-            # u < sigmoid(logit), with the sigmoid in its tanh form, which cannot overflow
-            return (rng.random(len(logits)) < 0.5 + 0.5 * np.tanh(0.5 * logits)).astype(np.int64)
-        if deterministic:
-            return outputs.argmax(-1)
-        probs = np.exp(outputs - outputs.max(-1, keepdims=True))
-        cdf = np.cumsum(probs, -1)
-        drawn = (cdf < rng.random((len(cdf), 1)) * cdf[:, -1:]).sum(-1)
-        return np.minimum(drawn, self.n_actions - 1)
+        return self.head.act(self.outputs(observations), self.std, deterministic, rng)
 
 
 class Actor:

@@ -5,23 +5,16 @@ process group (``agents.distributed`` combines statistics across processes and p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
+from torch.distributions import Distribution
 
 from agents.config import LOG_STD_RANGE, NORMALIZATIONS, Normalization
-
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "elu": nn.ELU,
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "gelu": lambda: nn.GELU(approximate="tanh"),  # the tanh form, which the numpy copy computes too
-    "silu": nn.SiLU,
-}
+from agents.network import head_for, mlp
 
 
 class Moments(NamedTuple):
@@ -55,20 +48,6 @@ def group_moments(values: torch.Tensor, group: torch.Tensor | None = None) -> Mo
     count = torch.bincount(group, minlength=1).double()
     mean = torch.bincount(group, values, minlength=1) / count
     return Moments(count, mean, torch.bincount(group, (values - mean[group]) ** 2, minlength=1) / count)
-
-
-class BinaryBernoulli(Bernoulli):
-    """Bernoulli over the integer actions {0, 1}: samples and modes are int64, like Categorical's."""
-
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008 (immutable)
-        return super().sample(sample_shape).long()
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return super().log_prob(value.to(self.logits.dtype))
-
-    @property
-    def mode(self) -> torch.Tensor:
-        return (self.logits > 0).long()
 
 
 class ObservationNormalizer(nn.Module):
@@ -110,39 +89,19 @@ class ObservationNormalizer(nn.Module):
             layer.weight.mul_(old_scale / self.scale)
 
 
-def mlp(in_features: int, out_features: int, hidden_sizes: Sequence[int], activation: str) -> nn.Sequential:
-    """Linear layers of ``hidden_sizes`` units with ``activation`` between them, then a linear output."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
-    layers: list[nn.Module] = []
-    for size in hidden_sizes:
-        layers += [nn.Linear(in_features, size), ACTIVATIONS[activation]()]
-        in_features = size
-    return nn.Sequential(*layers, nn.Linear(in_features, out_features))
-
-
-def initialize_orthogonally(network: nn.Sequential, output_gain: float) -> None:
-    """Orthogonal weights (gain sqrt(2) in the hidden layers, ``output_gain`` in the last) and zero biases,
-    as Andrychowicz et al. 2021 ("What matters in on-policy RL") recommend."""
-    linears = [m for m in network if isinstance(m, nn.Linear)]
-    for layer in linears:
-        nn.init.orthogonal_(layer.weight, output_gain if layer is linears[-1] else np.sqrt(2))
-        nn.init.zeros_(layer.bias)
-
-
 class Policy(nn.Module):
     """An MLP from flat observations to a distribution over actions.
 
-    Discrete actions (``n_actions``): two use the seed notebook's head, one logit and a Bernoulli on
-    "action 1" (with one hidden layer of 16 units on CartPole that is its 97 parameters); more use a
-    Categorical head. Continuous actions (``action_dim``): a diagonal Gaussian whose mean is the MLP's
-    output and whose log standard deviation is a learnt vector, the same for every state, clamped to
-    ``LOG_STD_RANGE``.
+    Its layers and head are described in ``agents.network``. Discrete actions (``n_actions``): two use the
+    seed notebook's head, one logit and a Bernoulli on "action 1" (with one hidden layer of 16 units on
+    CartPole that is its 97 parameters); more use a Categorical head. Continuous actions (``action_dim``): a
+    diagonal Gaussian whose mean is the MLP's output and whose log standard deviation is a learnt vector, the
+    same for every state, clamped to ``LOG_STD_RANGE``.
 
     :param obs_dim: width of the flat input.
     :param n_actions: number of discrete actions (>= 2), or None for continuous actions.
     :param hidden_sizes: units of each hidden layer.
-    :param activation: a name in ``ACTIVATIONS``.
+    :param activation: a name in ``agents.network.ACTIVATIONS``.
     :param normalize_observations: pass the inputs through an ``ObservationNormalizer`` first.
     :param action_dim: size of a continuous action, or None for discrete actions.
     :param log_std_init: the initial log standard deviation (continuous actions).
@@ -159,15 +118,11 @@ class Policy(nn.Module):
         log_std_init: float = 0.0,
     ) -> None:
         super().__init__()
-        if (n_actions is None) == (action_dim is None):
-            raise ValueError("a policy needs either n_actions (discrete) or action_dim (continuous)")
-        if n_actions is not None and n_actions < 2:
-            raise ValueError(f"a policy needs at least 2 actions, got {n_actions}")
+        self.head = head_for(n_actions, action_dim)
         self.continuous = action_dim is not None
         self.n_actions = n_actions
         self.activation = activation
-        outputs = action_dim if self.continuous else 1 if n_actions == 2 else n_actions
-        self.net = mlp(obs_dim, outputs, hidden_sizes, activation)
+        self.net = mlp(obs_dim, self.head.outputs, hidden_sizes, activation)
         self.normalizer = ObservationNormalizer(obs_dim) if normalize_observations else nn.Identity()
         if self.continuous:
             self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
@@ -176,14 +131,8 @@ class Policy(nn.Module):
         return self.log_std.clamp(*LOG_STD_RANGE).exp()
 
     def forward(self, observations: torch.Tensor) -> Distribution:
-        # no argument validation: it costs time, and a non-finite batch must reach the update's guard
         out = self.net(self.normalizer(observations))
-        if self.continuous:
-            normal = Normal(out, self.std().expand_as(out), validate_args=False)
-            return Independent(normal, 1, validate_args=False)
-        if self.n_actions == 2:
-            return BinaryBernoulli(logits=out.squeeze(-1), validate_args=False)
-        return Categorical(logits=out, validate_args=False)
+        return self.head.distribution(out, self.std() if self.continuous else None)
 
     def update_normalizer(self, observations: torch.Tensor | Moments, preserve: Sequence[nn.Linear] = ()) -> None:
         """Refresh the input statistics with a batch of observations (or its moments) without changing

@@ -11,8 +11,6 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from agents.checkpoint import CheckpointError
-
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space, action_bound: str = "clip") -> None:
     """Raise a one-line ``ValueError`` unless the agent supports these spaces (with ``action_bound``
@@ -135,4 +133,4 @@ def space_from_dict(data: dict[str, Any]) -> spaces.Space:
     if data["type"] == "Box":
         dtype = np.dtype(data["dtype"])
         return spaces.Box(np.array(data["low"], dtype=dtype), np.array(data["high"], dtype=dtype), dtype=dtype)
-    raise CheckpointError(f"unknown space type {data['type']!r} in checkpoint")
+    raise ValueError(f"unknown space type {data['type']!r} in checkpoint")

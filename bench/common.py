@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from pathlib import Path
 
-TRAIN_PY = str(Path(__file__).resolve().parent.parent / "train.py")
+ROOT = Path(__file__).resolve().parent.parent  # the project's folder
+TRAIN_PY = str(ROOT / "train.py")
 
 
 def train_command(workers: int) -> list[str]:
@@ -60,10 +59,3 @@ def seed_list(seeds: list[int]) -> str:
         else:
             runs.append([seed])
     return ",".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs) or "-"
-
-
-def write_json(path: Path, data: object) -> None:
-    """Written whole or not at all: a temporary file, then a rename."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=1))
-    os.replace(temporary, path)

@@ -8,7 +8,7 @@ out start-up and evaluation). The launchers alternate, ``--repeats`` rounds; med
 first launcher are printed. Every run of one environment plays the same seeds; the torchrun one plays other
 episodes (each worker draws its own), the others the same ones.
 
-    python bench/launchers.py --envs HalfCheetah-v5,Humanoid-v5 --steps 100000 --repeats 3 --out launchers.json
+    python -m bench.launchers --envs HalfCheetah-v5,Humanoid-v5 --steps 100000 --repeats 3 --out launchers.json
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from common import train_command, worker_share, write_json
 
+from agents.files import write_json
+from bench.common import train_command, worker_share
 from training.settings import make_config
 
 LAUNCHERS = {  # name: (train.py's flags, processes)

@@ -1,8 +1,8 @@
 """Does a long run grow? Runs `python train.py` for 2,000 updates (no early stop, TensorBoard logging,
 checkpoints and all) and reads the process's resident memory (VmRSS, Linux) every 100 updates.
 
-    python bench/memory.py                     # 2,000 updates of the defaults
-    python bench/memory.py --updates 500 -- --env Acrobot-v1
+    python -m bench.memory                     # 2,000 updates of the defaults
+    python -m bench.memory --updates 500 -- --env Acrobot-v1
 
 The growth is measured from update 100 (allocators and caches warmed up) to the last update.
 """
@@ -15,9 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import split_settings
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT, split_settings, train_command
 
 
 def rss_mb(pid: int) -> float:
@@ -36,7 +34,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as logdir:
         command = [
-            sys.executable, str(ROOT / "train.py"), "--logdir", logdir, "--max-updates", str(args.updates),
+            *train_command(1), "--logdir", logdir, "--max-updates", str(args.updates),
             "--total-env-steps", str(10**12), "--no-stop-when-solved", "--print-every", str(args.every),
             "--no-gif", *settings,
         ]  # fmt: skip

@@ -8,9 +8,9 @@ early stop and no evaluation before the end; SPS = env steps of all workers / th
 seconds (collecting and updating, waiting for the other workers included). The two sides alternate,
 `--repeats` times, and the table reports medians.
 
-    python bench/scaling.py                                    # 1 vs 2 processes, 8 envs x 8 episodes per worker
-    python bench/scaling.py --num-envs 64 --episodes-per-update 64
-    python bench/scaling.py --processes 4 -- --hidden-sizes 128   # train.py settings after --
+    python -m bench.scaling                                    # 1 vs 2 processes, 8 envs x 8 episodes per worker
+    python -m bench.scaling --num-envs 64 --episodes-per-update 64
+    python -m bench.scaling --processes 4 -- --hidden-sizes 128   # train.py settings after --
 """
 
 from __future__ import annotations
@@ -23,22 +23,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import split_settings
-
+from bench.common import ROOT, split_settings, train_command
 from training import Config
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def measure(processes: int, num_envs: int, episodes: int, updates: int, settings: list[str]) -> dict:
     """One `train.py` run with ``processes`` workers of ``num_envs`` environments and ``episodes``
     episodes per update each."""
-    launcher = [sys.executable]
-    if processes > 1:
-        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     with tempfile.TemporaryDirectory() as logdir:
         command = [
-            *launcher, str(ROOT / "train.py"), "--logdir", logdir, "--max-updates", str(updates),
+            *train_command(processes), "--logdir", logdir, "--max-updates", str(updates),
             "--num-envs", str(num_envs), "--episodes-per-update", str(episodes),
             "--total-env-steps", str(10**12), "--no-stop-when-solved", "--eval-every-steps", str(10**12),
             "--eval-episodes", "10", "--no-gif", *settings,

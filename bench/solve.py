@@ -1,5 +1,5 @@
-"""How fast do the defaults solve an environment (CartPole-v1 unless `-- --env X`)? The protocol of issue 8,
-the same as the peers' figures:
+"""How fast do the defaults solve an environment (CartPole-v1 unless `-- --env X`)? The protocol of the peers'
+figures in the README:
 
 - solved = the first check at which 100 evaluation episodes on fresh seeds average at least the target (the
   environment's reward_threshold, 475 for CartPole-v1, or `-- --target-return R`); a check at the first
@@ -13,10 +13,10 @@ gives, per criterion, the seeds solved, the median and the slowest seed (an unso
 infinitely slow). With `--out`, each seed's result is written as soon as it is known, and a run of the same
 command with the same `--out` skips the seeds already there (a long benchmark can be resumed).
 
-    python bench/solve.py                          # seeds 1-20, both criteria, then a default `python train.py`
-    python bench/solve.py --seeds 1-5 --out solve.json --plot curves.png
-    python bench/solve.py --seeds 1-3 -- --learning-rate 0.01   # after --, train.py settings to try
-    python bench/solve.py --check-every 10000 --no-process --out acrobot.json -- --env Acrobot-v1
+    python -m bench.solve                          # seeds 1-20, both criteria, then a default `python train.py`
+    python -m bench.solve --seeds 1-5 --out solve.json --plot curves.png
+    python -m bench.solve --seeds 1-3 -- --learning-rate 0.01   # after --, train.py settings to try
+    python -m bench.solve --check-every 10000 --no-process --out acrobot.json -- --env Acrobot-v1
 """
 
 from __future__ import annotations
@@ -31,45 +31,52 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import parse_seeds, split_settings
 
-from training import Evaluator, Trainer, config_from_args, solves, target_return
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT, parse_seeds, split_settings, train_command
+from training import Callback, Evaluation, RunState, config_from_args, fit, solves, target_return
 
 CRITERIA = ("greedy", "sampled")
+
+
+class Protocol(Callback):
+    """At every check: the curve's point, and the first check that solves each criterion; the run stops once
+    every criterion is solved."""
+
+    def __init__(self, criteria: tuple[str, ...], target: float | None) -> None:
+        self.criteria, self.target = criteria, target
+        self.solved: dict[str, dict | None] = dict.fromkeys(criteria)
+        self.curve: list[dict] = []
+
+    def on_check(self, state: RunState, evaluation: Evaluation) -> bool:
+        point = {"env_steps": state.env_steps}
+        for criterion in self.criteria:
+            returns = evaluation.greedy if criterion == "greedy" else evaluation.sampled
+            point[criterion] = float(returns.mean())
+            if self.solved[criterion] is None and solves(returns, self.target):
+                self.solved[criterion] = {
+                    "updates": state.updates,
+                    "episodes": state.episodes,
+                    "env_steps": state.env_steps,
+                    "train_seconds": state.train_seconds,
+                    "sps": state.env_steps / state.train_seconds,
+                }
+        self.curve.append(point)
+        return all(self.solved.values())
 
 
 def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, settings: list[str]) -> dict:
     """Train one seed under the protocol; return, per criterion, where it was solved, and the curve."""
     args = [*settings, "--seed", str(seed), "--total-env-steps", str(budget), "--eval-every-steps", str(check_every)]
-    config = config_from_args(args)
-    trainer, evaluator = Trainer(config), Evaluator(config)
-    target, progress = target_return(config), trainer.state
-    solved: dict[str, dict | None] = dict.fromkeys(criteria)
-    curve = []
-    while trainer.within_budget():
-        trainer.step()
-        if not evaluator.due(progress.env_steps):
-            continue
-        point = {"env_steps": progress.env_steps}
-        for criterion in criteria:
-            returns = evaluator(trainer.agent, deterministic=criterion == "greedy")
-            point[criterion] = float(returns.mean())
-            if solved[criterion] is None and solves(returns, target):
-                solved[criterion] = {
-                    "updates": progress.updates,
-                    "episodes": progress.episodes,
-                    "env_steps": progress.env_steps,
-                    "train_seconds": progress.train_seconds,
-                    "sps": progress.env_steps / progress.train_seconds,
-                }
-        curve.append(point)
-        if all(solved.values()):
-            break
-    trainer.close()
-    evaluator.close()
-    return {"seed": seed, "env": config.env, "target": target, "solved": solved, "curve": curve}
+    config = config_from_args([*args, "--no-stop-when-solved"])  # the protocol stops once every criterion is met
+    protocol = Protocol(criteria, target_return(config))
+    fit(config, callback=protocol, write_run=False, verbose=False)
+    return {
+        "seed": seed,
+        "env": config.env,
+        "target": protocol.target,
+        "solved": protocol.solved,
+        "curve": protocol.curve,
+    }
 
 
 def median(values: list[float]) -> float | None:
@@ -124,9 +131,7 @@ def time_train_py() -> dict:
     """Whole-process wall time and peak memory of a default `python train.py`, imports included."""
     with tempfile.TemporaryDirectory() as logdir:
         started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, str(ROOT / "train.py"), "--logdir", logdir], capture_output=True, text=True, cwd=ROOT
-        )
+        result = subprocess.run([*train_command(1), "--logdir", logdir], capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"python train.py failed: {result.stderr.strip().splitlines()[-1]}")

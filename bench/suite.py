@@ -4,11 +4,11 @@ REINFORCE, Spinning Up's VPG, the targets). Each environment x seed is one
 budget, evaluation every so many steps, 10 deterministic episodes per check for MuJoCo as the anchors,
 100 for the classic tasks; no early stop).
 
-    python bench/suite.py --seeds 1-3                      # the whole suite, cheapest environments first
-    python bench/suite.py --envs Hopper-v5,Walker2d-v5 --seeds 1-10
-    python bench/suite.py --table-only --plot suite.png    # no training: the table (and curves) of DIR/results
-    python bench/suite.py --envs CartPole-v1 --out smoke -- --total-env-steps 4000   # after --, train.py flags
-    python bench/suite.py --envs Humanoid-v5 --workers 2   # each run as `torchrun --nproc_per_node=2 train.py`
+    python -m bench.suite --seeds 1-3                      # the whole suite, cheapest environments first
+    python -m bench.suite --envs Hopper-v5,Walker2d-v5 --seeds 1-10
+    python -m bench.suite --table-only --plot suite.png    # no training: the table (and curves) of DIR/results
+    python -m bench.suite --envs CartPole-v1 --out smoke -- --total-env-steps 4000   # after --, train.py flags
+    python -m bench.suite --envs Humanoid-v5 --workers 2   # each run as `torchrun --nproc_per_node=2 train.py`
 
 Runs go to DIR/runs (train.py's --logdir, DIR = --out, default `suite`; each run's output in
 DIR/runs/<env>__suite__<seed>.log), one JSON per finished run to DIR/results/<env>__<seed>.json. Resumable:
@@ -44,11 +44,12 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
-from common import parse_seeds, split_settings, train_command, worker_share, write_json
-from suite_report import interquartile_means, plot, result_path, table
 
-from training.checkpoints import run_name
+from agents.files import write_json
+from bench.common import parse_seeds, split_settings, train_command, worker_share
+from bench.suite_report import interquartile_means, plot, result_path, table
 from training.presets import TUNED
+from training.run_files import run_name
 from training.settings import Config, make_config, parse_args
 
 SUITE = tuple(TUNED)  # every environment with a --preset tuned entry, in that file's order: cheapest first

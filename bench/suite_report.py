@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from anchors import ANCHORS, NO_ANCHOR
-from common import seed_list, write_json
+
+from agents.files import write_json
+from bench.anchors import ANCHORS, NO_ANCHOR
+from bench.common import seed_list
 
 
 def result_path(out: Path, env: str, seed: int) -> Path:

@@ -5,8 +5,8 @@ complete episodes and updating; evaluation off), and of Gymnasium's vector envir
 random actions and nothing else. The ratio says how much of the machine the training loop leaves to
 the simulator. Training starts from a fresh agent, so its first updates play short episodes.
 
-    python bench/throughput.py                     # N = 1, 16, 256, 1024
-    python bench/throughput.py --envs 256 --seconds 10
+    python -m bench.throughput                     # N = 1, 16, 256, 1024
+    python -m bench.throughput --envs 256 --seconds 10
 """
 
 from __future__ import annotations
@@ -18,22 +18,30 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import split_settings
 
+from bench.common import split_settings
 from envs import make_vector_env
-from training import Trainer, config_from_args
+from training import Callback, RunState, Update, config_from_args, fit
+
+
+class Stopwatch(Callback):
+    """Stops a run once ``seconds`` of training have passed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_update(self, state: RunState, update: Update) -> bool:
+        return state.train_seconds >= self.seconds
 
 
 def training_sps(num_envs: int, seconds: float, settings: list[str]) -> float:
-    """Env steps per second of training time, over updates until ``seconds`` of training have passed."""
+    """Env steps per second of training time, over updates until ``seconds`` of training have passed (no
+    evaluation but one episode at the end)."""
     args = [*settings, "--num-envs", str(num_envs), "--episodes-per-update", str(num_envs)]
-    config = config_from_args([*args, "--total-env-steps", str(10**12)])
-    trainer = Trainer(config)
-    progress = trainer.state
-    while trainer.within_budget() and progress.train_seconds < seconds:
-        trainer.step()
-    trainer.close()
-    return progress.env_steps / progress.train_seconds
+    never = str(10**12)
+    config = config_from_args([*args, "--total-env-steps", never, "--eval-every-steps", never, "--eval-episodes", "1"])
+    state = fit(config, callback=Stopwatch(seconds), write_run=False, verbose=False).state
+    return state.env_steps / state.train_seconds
 
 
 def raw_sps(num_envs: int, seconds: float) -> float:

@@ -4,20 +4,23 @@ packages, unsupported spaces, and environments without a time limit."""
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.metadata
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.wrappers import DiscretizeAction
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.wrappers import DiscretizeAction, TimeLimit
 
 from agents import check_spaces
 
+EnvFactory = Callable[..., gym.Env]  # makes one environment (of a class of one's own, say)
 VECTORIZATIONS: tuple[str, ...] = ("auto", "vector_entry_point", "sync", "async")
 # What bounds the loops over an environment whose time limit they are not told (an environment of a user's own
 # given to collect_episodes or play_episode): longer than any of Gymnasium's own limits (Atari's 108,000 frames).
@@ -61,14 +64,39 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
         raise ValueError(f"unknown environment id {env_id!r}: {hint}") from None
 
 
-def time_limit(env_id: str, max_episode_steps: int | None = None) -> int:
-    """The most steps an episode of ``env_id`` lasts: ``max_episode_steps`` if given, else the environment's own
-    time limit. An environment without one is refused with a one-line ``ValueError``: its episodes might never
-    end, and every loop over them with them (Gymnasium's CliffWalking-v1 has none)."""
-    limit = check_env_id(env_id).max_episode_steps if max_episode_steps is None else max_episode_steps
-    if limit is None:
-        raise ValueError(f"{env_id} has no time limit, so an episode may never end: give --max-episode-steps N")
-    return limit
+def time_limit(env: str | EnvFactory, max_episode_steps: int | None = None) -> int:
+    """The most steps an episode of ``env`` (an id, or a callable that makes one environment) lasts:
+    ``max_episode_steps`` if given, else the environment's own time limit. An environment without one is refused
+    with a one-line ``ValueError``: its episodes might never end, and every loop over them with them
+    (Gymnasium's CliffWalking-v1 has none)."""
+    if max_episode_steps is not None:
+        return max_episode_steps
+    spec = check_env_id(env) if isinstance(env, str) else _made_spec(env)
+    if spec is None or spec.max_episode_steps is None:
+        raise no_time_limit(env_name(env))
+    return spec.max_episode_steps
+
+
+def no_time_limit(name: str) -> ValueError:
+    return ValueError(f"{name} has no time limit, so an episode may never end: give --max-episode-steps N")
+
+
+def env_name(env: str | EnvFactory) -> str:
+    """An id as it is; a callable by its name, made safe in a folder name (``Corridor``)."""
+    if isinstance(env, str):
+        return env
+    name = getattr(env, "__name__", None) or type(env).__name__
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "env"
+
+
+def _made_spec(factory: EnvFactory) -> gym.envs.registration.EnvSpec | None:
+    """The registry entry of the environment ``factory`` makes (one made by ``gymnasium.make`` has one; an
+    instance of one's own class has none)."""
+    env = factory()
+    try:
+        return env.spec
+    finally:
+        env.close()
 
 
 def _gymnasium_extra(module: str) -> str | None:
@@ -99,17 +127,30 @@ def _cannot_build(env_id: str, error: Exception) -> ValueError:
 
 
 def make_env(
-    env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None, action_bins: int | None = None
+    env: str | EnvFactory,
+    max_episode_steps: int | None = None,
+    render_mode: str | None = None,
+    action_bins: int | None = None,
 ) -> gym.Env:
-    """One environment (for rendering and single-environment use), with a time limit (see ``time_limit``)
-    and, given ``action_bins``, its actions discretised (see ``discretize_actions``)."""
-    check_env_id(env_id)
-    kwargs = {} if render_mode is None else {"render_mode": render_mode}  # an environment may take no arguments
-    return _checked(
-        env_id,
-        max_episode_steps,
-        lambda: discretize_actions(gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs), action_bins),
-    )
+    """One environment (for rendering and single-environment use) from an id or a callable that makes one, with
+    a time limit (see ``time_limit``) and, given ``action_bins``, its actions discretised (see
+    ``discretize_actions``). A callable is given ``render_mode`` when it takes one."""
+    if isinstance(env, str):
+        check_env_id(env)
+        kwargs = {} if render_mode is None else {"render_mode": render_mode}  # an environment may take no arguments
+        build = functools.partial(gym.make, env, max_episode_steps=max_episode_steps, **kwargs)
+    else:
+        build = functools.partial(_own_env, env, max_episode_steps, render_mode)
+    return _checked(env, max_episode_steps, lambda: discretize_actions(build(), action_bins))
+
+
+def _own_env(factory: EnvFactory, max_episode_steps: int | None, render_mode: str | None) -> gym.Env:
+    """What ``factory`` makes, asked to render in ``render_mode`` where it takes one, cut at ``max_episode_steps``."""
+    try:
+        env = factory() if render_mode is None else factory(render_mode=render_mode)
+    except TypeError:  # a class or function without a render_mode argument: an environment that does not draw
+        env = factory()
+    return env if max_episode_steps is None else TimeLimit(env, max_episode_steps)
 
 
 def discretize_actions(env: gym.Env, bins: int | None) -> gym.Env:
@@ -136,16 +177,19 @@ def discretize_actions(env: gym.Env, bins: int | None) -> gym.Env:
     return DiscretizeAction(env, bins)
 
 
-def _checked(env_id: str, max_episode_steps: int | None, build: Callable[[], Any]) -> Any:
+def _checked(env_id: str | EnvFactory, max_episode_steps: int | None, build: Callable[[], Any]) -> Any:
     """The environment (or vector environment) ``build`` makes, if the agent supports its spaces and its
     episodes are bounded; one-line errors otherwise, and a missing package named."""
     try:
         env = build()
     except (gym.error.DependencyNotInstalled, ImportError) as error:
-        raise _cannot_build(env_id, error) from None
+        raise _cannot_build(env_name(env_id), error) from None
     try:
         check_spaces(*_spaces(env))
-        time_limit(env_id, max_episode_steps)
+        if isinstance(env_id, str):
+            time_limit(env_id, max_episode_steps)
+        elif isinstance(env, gym.Env) and max_episode_steps is None and not (env.spec and env.spec.max_episode_steps):
+            raise no_time_limit(env_name(env_id))  # what the callable made must carry its own limit
     except ValueError:
         env.close()
         raise
@@ -159,28 +203,30 @@ def _spaces(env: gym.Env | VectorEnv) -> tuple[spaces.Space, spaces.Space]:
 
 
 def make_vector_env(
-    env_id: str,
+    env: str | EnvFactory,
     num_envs: int,
     max_episode_steps: int | None = None,
     vectorization: str = "auto",
     action_bins: int | None = None,
 ) -> VectorEnv:
-    """``num_envs`` copies of ``env_id`` stepped together; ``"auto"`` takes the environment's native
-    vector implementation where it has one (CartPole does), else ``SyncVectorEnv``.
+    """``num_envs`` copies of ``env`` stepped together; ``"auto"`` takes the environment's native vector
+    implementation where it has one (CartPole does), else ``SyncVectorEnv``.
 
     Every mode autoresets NEXT_STEP: the rollout masks the reset step (see ``envs.rollout``).
 
-    :param env_id: a Gymnasium id whose spaces the agent supports.
+    :param env: a Gymnasium id whose spaces the agent supports, or a callable that makes one such environment.
     :param num_envs: sub-environments stepped together.
     :param max_episode_steps: the time limit (None: the environment's own; an environment without one is
         refused, see ``time_limit``).
-    :param vectorization: one of ``VECTORIZATIONS`` (``"auto"`` with ``action_bins``: sync, which takes
-        wrappers).
+    :param vectorization: one of ``VECTORIZATIONS`` (``"auto"`` with ``action_bins`` or a callable: sync, which
+        takes wrappers).
     :param action_bins: discretise the actions into this many values per dimension (``discretize_actions``).
     """
-    spec = check_env_id(env_id)
     if vectorization not in VECTORIZATIONS:
         raise ValueError(f"unknown vectorization {vectorization!r}: choose one of {', '.join(VECTORIZATIONS)}")
+    if not isinstance(env, str):
+        return _own_vector_env(env, num_envs, max_episode_steps, vectorization, action_bins)
+    env_id, spec = env, check_env_id(env)
     if vectorization == "auto":
         native = spec.vector_entry_point is not None and action_bins is None
         vectorization = "vector_entry_point" if native else "sync"
@@ -197,3 +243,59 @@ def make_vector_env(
     return _checked(
         env_id, max_episode_steps, lambda: gym.make_vec(env_id, num_envs, vectorization_mode=vectorization, **kwargs)
     )
+
+
+def _own_vector_env(
+    factory: EnvFactory, num_envs: int, max_episode_steps: int | None, vectorization: str, action_bins: int | None
+) -> VectorEnv:
+    """``make_vector_env`` for a callable: Gymnasium's sync (or async) vector environment of its environments."""
+    if vectorization == "vector_entry_point":
+        raise ValueError("an environment made by a callable has no native vector implementation: use sync or async")
+    make_env(factory, max_episode_steps, action_bins=action_bins).close()  # its one-line errors, here
+    build = functools.partial(make_env, factory, max_episode_steps, action_bins=action_bins)
+    vector = AsyncVectorEnv if vectorization == "async" else SyncVectorEnv
+    return vector([build] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """An environment and how a run builds it, as one object: what training, evaluation, the GIF and
+    ``--watch`` all need.
+
+    :param env: a Gymnasium id, ``module:EnvId`` (see ``check_env_id``), or a callable that makes one
+        environment (a class of one's own needs no registration).
+    :param max_episode_steps: the time limit (None: the environment's own).
+    :param vectorization: one of ``VECTORIZATIONS``.
+    :param action_bins: discretise Box actions into this many values per dimension (None: keep them).
+    """
+
+    env: str | EnvFactory
+    max_episode_steps: int | None = None
+    vectorization: str = "auto"
+    action_bins: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The id, or the callable's name."""
+        return env_name(self.env)
+
+    @functools.cached_property
+    def spec(self) -> gym.envs.registration.EnvSpec | None:
+        """The registry entry (for a callable: of what it makes, None for an instance of one's own class)."""
+        return check_env_id(self.env) if isinstance(self.env, str) else _made_spec(self.env)
+
+    def time_limit(self) -> int:
+        """The most steps an episode lasts (see ``time_limit``)."""
+        if self.max_episode_steps is not None:
+            return self.max_episode_steps
+        if self.spec is None or self.spec.max_episode_steps is None:
+            raise no_time_limit(self.name)
+        return self.spec.max_episode_steps
+
+    def make(self, render_mode: str | None = None) -> gym.Env:
+        """One environment (see ``make_env``)."""
+        return make_env(self.env, self.max_episode_steps, render_mode, self.action_bins)
+
+    def make_vector(self, num_envs: int) -> VectorEnv:
+        """``num_envs`` environments stepped together (see ``make_vector_env``)."""
+        return make_vector_env(self.env, num_envs, self.max_episode_steps, self.vectorization, self.action_bins)

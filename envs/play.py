@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from agents import CheckpointError, ReinforceAgent
-from envs.factory import LONGEST_EPISODE, episode_too_long, make_env
+from envs.factory import LONGEST_EPISODE, EnvConfig, episode_too_long
 
 # pygame must not look for a display when rendering to arrays (servers, CI).
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -111,57 +111,47 @@ def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _rendering(env_id: str, max_episode_steps: int | None, render_mode: str, action_bins: int | None) -> gym.Env:
+def _rendering(env: EnvConfig, render_mode: str) -> gym.Env:
     """The environment rendering in ``render_mode`` if it has that mode, else not rendering (an environment
     of one's own may draw nothing, and Gymnasium refuses a mode it does not list)."""
-    env = make_env(env_id, max_episode_steps, action_bins=action_bins)
-    if render_mode not in env.metadata.get("render_modes", []):
-        return env
-    env.close()
-    return make_env(env_id, max_episode_steps, render_mode=render_mode, action_bins=action_bins)
+    made = env.make()
+    if render_mode not in made.metadata.get("render_modes", []):
+        return made
+    made.close()
+    return env.make(render_mode)
 
 
-def record_gif(
-    agent: ReinforceAgent, env_id: str, max_episode_steps: int | None, seed: int, action_bins: int | None = None
-) -> tuple[bytes, int, int]:
+def record_gif(agent: ReinforceAgent, env: EnvConfig, seed: int) -> tuple[bytes, int, int]:
     """One greedy episode rendered headless, every other frame, as a GIF (bytes, height, width); a
     ``ValueError`` if the environment draws no frames."""
-    env = _rendering(env_id, max_episode_steps, "rgb_array", action_bins)
-    if env.render_mode != "rgb_array":
-        env.close()
-        raise ValueError(f"{env_id} has no rgb_array render mode")
-    episode = play_episode(agent, env, seed=seed, max_episode_steps=env.spec.max_episode_steps)
-    env.close()
-    return _episode_gif(episode, env)
+    made = _rendering(env, "rgb_array")
+    if made.render_mode != "rgb_array":
+        made.close()
+        raise ValueError(f"{env.name} has no rgb_array render mode")
+    episode = play_episode(agent, made, seed=seed, max_episode_steps=env.time_limit())
+    made.close()
+    return _episode_gif(episode, made)
 
 
-def play(
-    agent: ReinforceAgent,
-    env_id: str,
-    max_episode_steps: int | None,
-    episodes: int,
-    seed: int,
-    gif_dir: Path,
-    action_bins: int | None = None,
-) -> None:
+def play(agent: ReinforceAgent, env: EnvConfig, episodes: int, seed: int, gif_dir: Path) -> None:
     """Play greedy episodes in a window when there is a display, else into ``gif_dir/watch_N.gif`` (an
     environment that draws nothing is only played); print each episode's return and length against the
     time limit."""
     render_mode = "human" if display_available() else "rgb_array"
-    env = _rendering(env_id, max_episode_steps, render_mode, action_bins)
+    made = _rendering(env, render_mode)
     try:
-        agent.check_fits(env.observation_space, env.action_space, env_id)
+        agent.check_fits(made.observation_space, made.action_space, env.name)
     except CheckpointError:
-        env.close()
+        made.close()
         raise
-    limit = env.spec.max_episode_steps  # make_env gives every environment one
-    if env.render_mode is None:
-        print(f"{env_id} has no {render_mode} render mode: its episodes are played, not shown")
+    limit = env.time_limit()
+    if made.render_mode is None:
+        print(f"{env.name} has no {render_mode} render mode: its episodes are played, not shown")
     for index in range(episodes):
-        episode = play_episode(agent, env, seed=seed + index, max_episode_steps=limit)
+        episode = play_episode(agent, made, seed=seed + index, max_episode_steps=limit)
         print(f"episode {index + 1}: return {episode.total_reward:g} in {episode.length} steps (limit {limit})")
-        if env.render_mode == "rgb_array":
+        if made.render_mode == "rgb_array":
             path = gif_dir / f"watch_{index + 1}.gif"
-            path.write_bytes(_episode_gif(episode, env)[0])
+            path.write_bytes(_episode_gif(episode, made)[0])
             print(f"  no display: wrote {path}")
-    env.close()
+    made.close()

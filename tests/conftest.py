@@ -19,8 +19,8 @@ def saved_run(tmp_path_factory):
     (root / "notes.txt").write_text("hello")
     (root / "empty_dir").mkdir()
     (root / "blocker").write_text("a file where a folder should be")
-    (root / "old_run").mkdir()  # a run folder saved before the settings moved into the checkpoint
-    torch.save({"format": "reinforce-run/1", "agent": {}, "run": {}}, root / "old_run" / "checkpoint.pt")
+    (root / "old_run").mkdir()  # a run folder saved before the learning-rate schedule moved into the optimizers
+    torch.save({"format": "reinforce-run/2", "agent": {}, "run": {}}, root / "old_run" / "checkpoint.pt")
     acrobot = root / "acrobot"
     assert train.main(["--env", "Acrobot-v1", "--max-updates", "1", "--logdir", str(acrobot), *FAST]) == 0
     (root / "acrobot_model.pt").write_bytes((next(acrobot.iterdir()) / "model.pt").read_bytes())

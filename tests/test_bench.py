@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(script, *args):
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True)
+    module = "bench." + script.removesuffix(".py")
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -48,3 +49,9 @@ def test_launchers_smoke(tmp_path):
     assert all(r["env_steps"] >= 2000 and r["train_seconds"] > 0 for rs in runs.values() for r in rs)
     sync, threads, vectorized = (runs[name][0]["env_steps"] for name in ("sync", "sync, 1 thread", "async"))
     assert sync == threads == vectorized  # the same episodes in one process, whatever runs them
+
+
+def test_acting_smoke():
+    stdout = run("acting.py", "--batches", "1,4", "--calls", "20", "--repeats", "1")
+    rows = [line.split("|") for line in stdout.strip().splitlines()]
+    assert len(rows) == 6 and all(float(row[2].split()[0]) > 0 for row in rows)

@@ -84,7 +84,8 @@ def test_a_process_group_alone_makes_no_update_collective(tmp_path):
 
 def _learning_worker(rank: int, world: int, init_file: str, out: str) -> None:
     config = make_config({"num_envs": 2, "episodes_per_update": 3 + rank})
-    trainer = Trainer(config, Workers(rank, world))  # before the group exists, as Workers.from_environment explains
+    # before the group exists, as Workers.from_environment explains
+    trainer = Trainer(config, workers=Workers(rank, world))
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     batch, state = trainer.step().batch, trainer.state
     starts = batch.observations[0]  # each environment's first observation

@@ -13,7 +13,10 @@ import pytest
 from builders import FiveStepEnv, only_run, run_cli, signal_handlers
 
 import train
-from training.checkpoints import lock_run, write_json
+import training.loop
+import training.run_files
+from agents.files import write_json
+from training.run_files import lock_run
 
 SHORT = ["--max-updates", "2", "--eval-episodes", "5"]  # a run that trains and finishes in a second or two
 
@@ -38,7 +41,7 @@ def test_a_signal_while_finishing_stops_at_once_with_one_line_and_keeps_what_was
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("the signal should have interrupted the recording")
 
-    monkeypatch.setattr(train, "record_gif", killed_while_recording)
+    monkeypatch.setattr(training.loop, "record_gif", killed_while_recording)
     before = signal_handlers()
     assert train.main([*SHORT, "--logdir", str(tmp_path)]) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
@@ -65,7 +68,7 @@ def test_a_results_file_that_cannot_be_written_is_one_line_and_the_model_stays(t
     def disk_full(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(train, "write_json", disk_full)
+    monkeypatch.setattr(training.loop, "write_json", disk_full)
     assert train.main([*SHORT, "--no-gif", "--logdir", str(tmp_path)]) == train.EXIT_WRITE_FAILED
     err = capsys.readouterr().err
     assert len(lines(err)) == 1 and "No space left on device" in err
@@ -75,12 +78,10 @@ def test_a_results_file_that_cannot_be_written_is_one_line_and_the_model_stays(t
 
 
 def test_a_run_folder_that_cannot_be_written_is_removed(tmp_path, capsys, monkeypatch):
-    import training.checkpoints
-
     def disk_full(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(training.checkpoints, "write_json", disk_full)
+    monkeypatch.setattr(training.run_files, "write_json", disk_full)
     assert train.main([*SHORT, "--logdir", str(tmp_path / "runs")]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert list((tmp_path / "runs").iterdir()) == []
@@ -134,7 +135,7 @@ def test_a_tensorboard_log_that_cannot_be_created_leaves_no_run_folder(tmp_path,
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(train, "SummaryWriter", disk_full)
+    monkeypatch.setattr(training.loop, "SummaryWriter", disk_full)
     assert train.main([*SHORT, "--logdir", str(tmp_path / "runs")]) == 2
     err = lines(capsys.readouterr().err)
     assert len(err) == 1 and "cannot write in" in err[0] and "No space left on device" in err[0]

@@ -38,6 +38,7 @@ def test_train_watch_and_resume_an_environment_of_one_s_own(user_folder):
     watched = run_cli("--watch", str(run), "--watch-episodes", "2", cwd=folder, env=env)
     assert watched.returncode == 0, watched.stderr
     assert watched.stdout.splitlines() == [
+        f"playing {run / 'model.pt'}",  # which of the run's agents it plays
         "my_envs:Corridor-v0 has no rgb_array render mode: its episodes are played, not shown",
         "episode 1: return 1 in 5 steps (limit 50)",
         "episode 2: return 1 in 5 steps (limit 50)",

@@ -1,5 +1,6 @@
-"""The README's Python examples run as written: the vector-env loop, and the ten-line loop on an
-environment of a user's own (a tiny one defined here, with non-constant rewards)."""
+"""The README's Python examples run as written: ``fit`` on CartPole and on an environment class of a user's own,
+the vector-env loop, and the ten-line loop on an environment of a user's own (a tiny one defined here, with
+non-constant rewards)."""
 
 import math
 import re
@@ -17,10 +18,20 @@ def examples() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 
 
+def test_readme_fit_example_runs_as_train_py_does(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    example = examples()[0]
+    assert len([line for line in example.splitlines() if line.strip()]) <= 5
+    exec(compile(example, "README.md", "exec"), {})
+    solved_at, run_dir = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert solved_at == re.search(r"# (\d+) runs/", example).group(1)  # the number the README shows
+    assert run_dir.startswith("runs/CartPole-v1__reinforce__3__") and (tmp_path / run_dir / "model.pt").is_file()
+
+
 def test_readme_vector_env_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(examples()[0], "README.md", "exec"), namespace)
+    exec(compile(examples()[2], "README.md", "exec"), namespace)
     assert (tmp_path / "cartpole.pt").is_file()
     assert all(math.isfinite(v) for v in namespace["stats"].values())
 
@@ -48,8 +59,24 @@ def greedy_return(agent, env, episodes=50):
     return np.mean([play_episode(agent, env).total_reward for _ in range(episodes)])
 
 
-def test_readme_own_environment_example_learns(capsys):
+def test_readme_fit_on_an_environment_class_of_ones_own_learns(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     example = examples()[1]
+    env = DriftEnv()
+    env.reset(seed=0)
+    untrained = ReinforceAgent(env.observation_space, env.action_space, seed=0)
+    namespace: dict = {"YourEnv": DriftEnv}
+    exec(compile(example, "README.md", "exec"), namespace)
+    printed = float(capsys.readouterr().out.strip().splitlines()[-1].split()[-1])
+    result = namespace["result"]
+    assert printed == result.summary["final_eval"]["greedy"]["mean"] and result.summary["env_id"] == "DriftEnv"
+    # standing still from a start in [-3, 3] costs about 15 an episode; moving to 0 costs about 3
+    before = greedy_return(untrained, env)
+    assert printed > before + 3 and printed > -8, (before, printed)
+
+
+def test_readme_own_environment_example_learns(capsys):
+    example = examples()[3]
     assert len([line for line in example.splitlines() if line.strip()]) <= 10
     env = DriftEnv()
     env.reset(seed=0)

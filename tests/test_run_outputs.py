@@ -13,6 +13,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from tqdm import tqdm
 
 import train
+import training.loop
 from training import make_config, target_return
 
 
@@ -89,7 +90,7 @@ def test_the_progress_bar_ends_where_training_ended(tmp_path, monkeypatch):
             super().__init__(*args, **{**kwargs, "disable": False, "file": io.StringIO()})
             bars.append(self)
 
-    monkeypatch.setattr(train, "tqdm", ShownBar)
+    monkeypatch.setattr(training.loop, "tqdm", ShownBar)
     assert train.main(["--seed", "3", "--no-gif", "--eval-episodes", "20", "--logdir", str(tmp_path)]) == 0
     steps = json.loads((only_run(tmp_path) / "summary.json").read_text())["env_steps"]
     assert bars[0].n == bars[0].total == steps < 500_000  # solved early: not frozen part-way with an ETA

@@ -1,4 +1,4 @@
-"""bench/suite.py smoke-run on two cheap environments for a few thousand steps (the suite itself is a
+"""bench.suite smoke-run on two cheap environments for a few thousand steps (the suite itself is a
 benchmark, not a test): results, the table, resuming, --table-only, bad input; and ``--preset tuned``."""
 
 import importlib.util
@@ -12,6 +12,7 @@ from dataclasses import asdict
 import pytest
 from builders import ROOT, run_cli
 
+from bench.common import parse_seeds, seed_list
 from training import TUNED, Config, make_config, parse_args
 
 SMOKE = ["--", "--total-env-steps", "3000", "--eval-every-steps", "1000", "--eval-episodes", "2"]
@@ -19,7 +20,7 @@ ANCHOR_COLUMNS = ("Tianshou 3M", "Tianshou 10M", "Spinning Up VPG 3M", "target")
 
 
 def suite(*args):
-    return subprocess.run([sys.executable, str(ROOT / "bench" / "suite.py"), *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "bench.suite", *args], capture_output=True, text=True, cwd=ROOT)
 
 
 def table(stdout):
@@ -103,12 +104,9 @@ def test_the_bootstrap_intervals_are_the_same_on_every_run(tmp_path):
 
 
 def test_seed_list_is_the_shortest_text_parse_seeds_reads_back():
-    spec = importlib.util.spec_from_file_location("common", ROOT / "bench" / "common.py")
-    common = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(common)
     for seeds, text in (([1, 2, 3, 5], "1-3,5"), ([4], "4"), ([0, 2, 3, 4, 7, 8], "0,2-4,7-8")):
-        assert common.seed_list(seeds) == text and common.parse_seeds(text) == seeds
-    assert common.seed_list([]) == "-"
+        assert seed_list(seeds) == text and parse_seeds(text) == seeds
+    assert seed_list([]) == "-"
 
 
 def test_suite_workers_run_under_torchrun_with_the_same_batch_and_resume_with_their_count(tmp_path):
@@ -132,8 +130,8 @@ def test_suite_workers_run_under_torchrun_with_the_same_batch_and_resume_with_th
 def test_a_stopped_suite_stops_with_its_run_checkpointed_and_starts_no_other(tmp_path, workers):
     out = tmp_path / "suite"
     args = ["--envs", "CartPole-v1", "--seeds", "1,2", "--out", str(out), "--workers", str(workers)]
-    command = [sys.executable, str(ROOT / "bench" / "suite.py"), *args, "--", "--print-every", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "bench.suite", *args, "--", "--print-every", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     log = out / "runs" / "CartPole-v1__suite__1.log"
     deadline = time.monotonic() + 120
     while not (log.is_file() and "update    3" in log.read_text()):

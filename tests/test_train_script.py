@@ -75,7 +75,8 @@ def test_watch_plays_a_saved_run_into_a_gif(tmp_path, capsys, monkeypatch):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines if line.startswith("episode ")] == ["episode 1", "episode 2"]
     assert all(line.endswith("steps (limit 500)") for line in lines if line.startswith("episode "))
-    assert lines[1] == f"  no display: wrote {run / 'watch_1.gif'}"  # into the run's folder
+    assert lines[0] == f"playing {run / 'model.pt'}"  # the final agent, not best_model.pt
+    assert lines[2] == f"  no display: wrote {run / 'watch_1.gif'}"  # into the run's folder
     assert (run / "watch_1.gif").is_file() and (run / "watch_2.gif").is_file()
     assert train.main(["--watch", str(run), "--watch-episodes", "1", "--max-episode-steps", "7"]) == 0
     assert "steps (limit 7)" in capsys.readouterr().out  # a flag given is honoured, not silently dropped
@@ -163,11 +164,10 @@ def test_acrobot_leaves_the_minus_500_floor_where_the_textbook_algorithm_stays()
 def test_anneal_lr_decays_both_rates_linearly_by_env_steps():
     config = make_config({"anneal_lr": True, "baseline": True, "total_env_steps": 3000, "learning_rate": 0.02})
     trainer, used = Trainer(config), []
-    while trainer.within_budget():
-        before = trainer.state.env_steps
-        trainer.step()
+    while trainer.within_budget():  # the rates the next update takes, set after the one before
         rates = (trainer.agent.optimizer.param_groups[0]["lr"], trainer.agent.value_optimizer.param_groups[0]["lr"])
-        used.append((before, *rates))
+        used.append((trainer.state.env_steps, *rates))
+        assert trainer.step().learning_rate == rates[0]  # what the update logs
     trainer.close()
     assert used[0][1:] == (0.02, 0.01) and len(used) > 2  # the first update at the full rates
     for before, rate, value_rate in used:

@@ -9,32 +9,34 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 
 from agents import ReinforceAgent
-from envs import evaluate, make_vector_env, time_limit
-from envs.factory import check_env_id
+from envs import EnvConfig, evaluate
 from training.seeding import EVALUATION, SAMPLED_EVALUATION, derive_seed
 from training.settings import Config
 
 
-def target_return(config: Config) -> float | None:
+def target_return(config: Config, env: EnvConfig | None = None) -> float | None:
     """The mean greedy return that counts as solved: ``--target-return``, else the environment's
     ``reward_threshold`` (475 for CartPole-v1) when the episodes keep their registered time limit, else
     none. A threshold belongs to its limit: at 200 steps CartPole cannot reach 475, and Acrobot cut at 50
-    steps would "solve" at once."""
+    steps would "solve" at once. ``env``: the run's environment, when it is not ``config``'s id."""
     if config.target_return is not None:
         return config.target_return
-    spec = check_env_id(config.env)
+    spec = (env or config.env_config()).spec
+    if spec is None:  # an environment of one's own class, unregistered
+        return None
     return spec.reward_threshold if config.max_episode_steps in (None, spec.max_episode_steps) else None
 
 
-def no_target_reason(config: Config) -> str | None:
+def no_target_reason(config: Config, env: EnvConfig | None = None) -> str | None:
     """Why a run has no target (said at its start), or None when it has one."""
-    if target_return(config) is not None:
+    if target_return(config, env) is not None:
         return None
-    spec = check_env_id(config.env)
-    if spec.reward_threshold is None:
-        return f"no target: {config.env} has no reward_threshold; give --target-return R for one"
+    env = env or config.env_config()
+    spec = env.spec
+    if spec is None or spec.reward_threshold is None:
+        return f"no target: {env.name} has no reward_threshold; give --target-return R for one"
     return (
-        f"no target: {config.env}'s reward_threshold {spec.reward_threshold:g} is for its "
+        f"no target: {env.name}'s reward_threshold {spec.reward_threshold:g} is for its "
         f"{spec.max_episode_steps}-step episodes, not --max-episode-steps {config.max_episode_steps}; "
         "give --target-return R for one"
     )
@@ -59,21 +61,19 @@ class Evaluator:
     and sampling) from the run's seed, so that evaluating, however often, never changes training. The
     greedy and the sampled evaluations are counted on streams of their own.
 
-    :param config: the run's settings (environment, ``eval_episodes``, ``eval_every_steps``, seed).
+    :param config: the run's settings (``eval_episodes``, ``eval_every_steps``, seed).
+    :param env: the run's environment (default: ``config``'s).
     """
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self, config: Config, env: EnvConfig | None = None) -> None:
+        self.config, self.env_config = config, env or config.env_config()
         self.next_check = config.eval_every_steps
         self.evaluations = {True: 0, False: 0}  # made so far, greedy (deterministic) and sampled
         self.last: Evaluation | None = None
 
     @functools.cached_property
     def env(self) -> VectorEnv:  # made on first use: under torchrun only the main worker evaluates
-        config = self.config
-        return make_vector_env(
-            config.env, config.eval_episodes, config.max_episode_steps, config.vectorization, config.discretize_actions
-        )
+        return self.env_config.make_vector(self.config.eval_episodes)
 
     def due(self, env_steps: int) -> bool:
         """Whether an update that brought the run to ``env_steps`` is the first at or after the next
@@ -89,9 +89,8 @@ class Evaluator:
         stream = EVALUATION if deterministic else SAMPLED_EVALUATION
         seed = derive_seed(self.config.seed, stream, self.evaluations[deterministic])
         self.evaluations[deterministic] += 1
-        env, config = self.env, self.config
-        limit = time_limit(config.env, config.max_episode_steps)
-        return evaluate(agent, env, config.eval_episodes, deterministic, np.random.default_rng(seed), seed, limit)
+        rng, limit = np.random.default_rng(seed), self.env_config.time_limit()
+        return evaluate(agent, self.env, self.config.eval_episodes, deterministic, rng, seed, limit)
 
     def check(self, agent: ReinforceAgent, env_steps: int) -> tuple[Evaluation, bool]:
         """The greedy and the sampled evaluations of the agent at ``env_steps``, and whether they are new:

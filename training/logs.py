@@ -22,8 +22,13 @@ from training.trainer import Trainer, Update
 
 def describe_returns(returns: np.ndarray) -> str:
     """The seed notebook's statistics line."""
-    returns = np.asarray(returns, dtype=np.float64)
-    return f"Mean: {returns.mean():.1f}, Std: {returns.std():.2f}, Min: {returns.min():g}, Max: {returns.max():g}"
+    return describe_statistics(_statistics(np.asarray(returns, dtype=np.float64)))
+
+
+def describe_statistics(statistics: dict[str, float]) -> str:
+    """The statistics line of returns' mean, std, min and max (as ``summary.json`` holds them)."""
+    mean, std, low, high = (statistics[name] for name in ("mean", "std", "min", "max"))
+    return f"Mean: {mean:.1f}, Std: {std:.2f}, Min: {low:g}, Max: {high:g}"
 
 
 def log_config(writer: SummaryWriter, config: Config) -> None:
@@ -42,7 +47,7 @@ def log_update(writer: SummaryWriter, trainer: Trainer, update: Update) -> None:
         if name != "skipped_steps":
             writer.add_scalar(f"losses/{name}", value, step)
     writer.add_scalar("losses/skipped_updates", state.skipped_updates, step)
-    writer.add_scalar("charts/learning_rate", trainer.agent.optimizer.param_groups[0]["lr"], step)
+    writer.add_scalar("charts/learning_rate", update.learning_rate, step)
     writer.add_scalar("charts/SPS", step / state.train_seconds, step)
     log_histograms(writer, trainer)
 
@@ -96,7 +101,7 @@ def run_summary(trainer: Trainer, target: float | None, greedy: np.ndarray, samp
     """The contents of ``summary.json``: what the run was, how far it got, its final evaluation."""
     config, state = trainer.config, trainer.state
     return {
-        "env_id": config.env,
+        "env_id": config.env,  # for an environment made by a callable: its name
         "seed": config.seed,
         "config": asdict(config),
         "env_steps": state.env_steps,
@@ -108,6 +113,7 @@ def run_summary(trainer: Trainer, target: float | None, greedy: np.ndarray, samp
         "solved": None if target is None else state.solved_at is not None,  # no target: neither
         "solved_at_env_steps": state.solved_at,
         "skipped_updates": state.skipped_updates,
+        "best_eval": {"env_steps": state.best_at, "greedy_mean": state.best_return},  # its agent: best_model.pt
         "final_eval": {"episodes": len(greedy), "greedy": _statistics(greedy), "sampled": _statistics(sampled)},
         "versions": {
             "python": platform.python_version(),

@@ -8,12 +8,12 @@ import math
 import os
 import re
 import typing
-from dataclasses import Field, asdict, dataclass, fields
+from dataclasses import Field, asdict, dataclass, fields, replace
 from typing import Any
 
 from agents import AgentConfig
 from agents.config import check_seed, setting
-from envs.factory import VECTORIZATIONS
+from envs.factory import VECTORIZATIONS, EnvConfig, EnvFactory, env_name
 from training.presets import PRESETS, tuned
 
 AGENT_SETTINGS = tuple(f.name for f in fields(AgentConfig))
@@ -103,6 +103,10 @@ class Config(AgentConfig):
                 "lower --num-envs or raise --episodes-per-update"
             )
 
+    def env_config(self) -> EnvConfig:
+        """The environment's part of the settings."""
+        return EnvConfig(self.env, self.max_episode_steps, self.vectorization, self.discretize_actions)
+
     def agent_config(self) -> AgentConfig:
         """The agent's part of the settings."""
         return AgentConfig(**{name: getattr(self, name) for name in AGENT_SETTINGS})
@@ -135,15 +139,36 @@ def make_config(flags: dict[str, Any], preset: str | None = None, saved: dict[st
         else:
             settings = PRESETS.get(preset or "", {})
         return Config(**{**label, **settings, **flags})
+    return resumed_config(saved, flags)
+
+
+def resumed_config(saved: dict[str, Any], changes: dict[str, Any]) -> Config:
+    """A resumed run's settings: its ``saved`` ones with ``changes`` (the budget, the housekeeping); a one-line
+    ``ValueError`` if they would change the agent, whose weights were learnt with those settings."""
     try:
         before = Config(**saved)
     except (TypeError, ValueError) as error:
         raise ValueError(f"the run's saved settings are unusable ({error}): start a new run") from None
-    config = Config(**{**asdict(before), **flags})
+    config = Config(**{**asdict(before), **changes})
     changed = [name for name in AGENT_SETTINGS if getattr(config, name) != getattr(before, name)]
     if changed:
         raise ValueError(f"--resume cannot change the agent's settings ({', '.join(changed)}): start a new run")
     return config
+
+
+def run_settings(
+    config: Config | None, env: str | EnvFactory | None, saved: dict[str, Any] | None
+) -> tuple[Config, EnvConfig]:
+    """A run's settings and environment: ``config`` (default ``Config()``), or a resumed run's ``saved`` ones
+    changed by ``config`` (see ``resumed_config``); its environment ``env`` where one is given (an id, or a
+    callable whose name then stands for it in ``config.env``)."""
+    if saved is not None:
+        config = resumed_config(saved, asdict(config) if config is not None else {})
+    config = config or Config()
+    if env is not None:
+        config = replace(config, env=env if isinstance(env, str) else env_name(env))
+    env_config = config.env_config()
+    return config, env_config if env is None or isinstance(env, str) else replace(env_config, env=env)
 
 
 # ----------------------------------------------------------------------------- the command line

@@ -1,21 +1,19 @@
-"""The training iteration that ``train.py`` and ``bench/`` share: collect complete episodes, update the
-agent, count; and the signals that stop it between two iterations."""
+"""One training iteration: collect complete episodes, update the agent, count (``training.loop.fit`` runs
+them); and the checks that the threads and the networks fit the machine."""
 
 from __future__ import annotations
 
 import functools
 import os
-import signal
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
 from agents import AgentConfig, EpisodeBatch, ReinforceAgent
-from envs import collect_episodes, make_vector_env, split_episodes, time_limit
+from envs import EnvConfig, collect_episodes, split_episodes
 from training.seeding import update_seeds
 from training.settings import Config
 from training.workers import Workers
@@ -34,6 +32,8 @@ class RunState:
     solved_at: int | None = None
     skipped_updates: int = 0
     skipped_in_a_row: int = 0
+    best_return: float | None = None  # the best greedy check's mean return so far (its agent: best_model.pt)
+    best_at: int | None = None  # and its env step
 
 
 @dataclass
@@ -44,6 +44,7 @@ class Update:
     episode_returns: np.ndarray  # undiscounted, every worker's episodes
     episode_lengths: np.ndarray
     stats: dict[str, float]  # the agent's update statistics
+    learning_rate: float  # the policy's, in this update
 
     @property
     def skipped(self) -> bool:
@@ -60,24 +61,33 @@ class Trainer:
         agent's update is combined across them).
     """
 
-    def __init__(self, config: Config, workers: Workers | None = None) -> None:
+    def __init__(self, config: Config, env: EnvConfig | None = None, workers: Workers | None = None) -> None:
         if config.threads is not None:
             check_threads(config.threads)
             torch.set_num_threads(config.threads)
         self.config, self.workers = config, workers or Workers()
-        self.env = make_vector_env(
-            config.env, config.num_envs, config.max_episode_steps, config.vectorization, config.discretize_actions
-        )
-        self.episode_limit = time_limit(config.env, config.max_episode_steps)
-        space = self.env.single_observation_space, self.env.single_action_space
+        self.env_config = env or config.env_config()
+        self.env = self.env_config.make_vector(config.num_envs)
         try:
+            self.episode_limit = self.env_config.time_limit()
+            space = self.env.single_observation_space, self.env.single_action_space
             check_memory(*space, config.agent_config())
         except ValueError:
             self.env.close()
             raise
-        self.agent = ReinforceAgent(*space, config.agent_config(), seed=config.seed)
-        self.state = RunState()
         self.quotas = split_episodes(config.episodes_per_update, config.num_envs)
+        self.restore(ReinforceAgent(*space, config.agent_config(), seed=config.seed), RunState())
+
+    def restore(self, agent: ReinforceAgent, state: RunState) -> None:
+        """Train ``agent`` on from ``state`` (a fresh one, or a resumed run's)."""
+        self.agent, self.state = agent, state
+        # --anneal-lr: each optimizer's rate, as Adam was built with it, times the budget's share still to train
+        # (by env steps before the update): the first update at the full rate, none at 0; set from the run's
+        # counters, so a resumed run follows the same schedule
+        self.schedules = [
+            torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0 - state.env_steps / self.config.total_env_steps)
+            for optimizer in (agent.optimizers if self.config.anneal_lr else [])
+        ]
 
     def within_budget(self) -> bool:
         config, state = self.config, self.state
@@ -95,32 +105,20 @@ class Trainer:
         sample = self.agent.sample_unchecked
         act = sample if sampling is None else functools.partial(sample, rng=sampling)
         rollout = collect_episodes(self.env, act, self.quotas, seed=seed, max_episode_steps=self.episode_limit)
-        if config.anneal_lr:
-            self.anneal_learning_rates()
+        learning_rate = self.agent.optimizer.param_groups[0]["lr"]
         stats = self.agent.update(rollout.batch, distributed=workers.size > 1)
         state.train_seconds += time.perf_counter() - started
         returns, lengths = (workers.concatenate(x) for x in (rollout.episode_returns, rollout.episode_lengths))
-        update = Update(rollout.batch, returns, lengths, stats)
+        update = Update(rollout.batch, returns, lengths, stats, learning_rate)
         steps, episodes = workers.sum([rollout.batch.num_steps, len(rollout.episode_returns)])
         state.updates += 1
         state.env_steps += steps
         state.episodes += episodes
         state.skipped_updates += update.skipped
         state.skipped_in_a_row = state.skipped_in_a_row + 1 if update.skipped else 0
+        for schedule in self.schedules:  # the next update's rates
+            schedule.step()
         return update
-
-    def anneal_learning_rates(self) -> None:
-        """Set each optimizer's rate to its setting times the budget's share still to train (by env steps,
-        before this update): the first update at the full rate, none at 0. Set afresh from the run's
-        counters at every update, so a resumed run follows the same schedule."""
-        config, agent = self.config, self.agent
-        remaining = 1.0 - self.state.env_steps / config.total_env_steps
-        rates = [(agent.optimizer, config.learning_rate)]
-        if agent.value is not None:
-            rates.append((agent.value_optimizer, config.value_learning_rate))
-        for optimizer, rate in rates:
-            for group in optimizer.param_groups:
-                group["lr"] = rate * remaining
 
     def close(self) -> None:
         self.env.close()
@@ -157,49 +155,3 @@ def check_memory(observation_space: spaces.Space, action_space: spaces.Space, co
             f"{parameters * BYTES_PER_PARAMETER / 1e9:,.0f} GB to train, more than this machine's "
             f"{memory / 1e9:,.0f} GB: give smaller --hidden-sizes"
         )
-
-
-class _Signals:
-    """SIGINT and SIGTERM handled by ``_handle`` while active, as they were before afterwards."""
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> _Signals:
-        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
-class StopSignals(_Signals):
-    """While active, a first SIGINT or SIGTERM only asks the loop to stop after the current update
-    (``received``); a second one exits at once (checkpoints are written atomically, so the last one
-    stays intact)."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None:
-            os._exit(128 + signum)
-        self.received = signum
-
-
-class Interrupted(BaseException):
-    """A SIGINT or SIGTERM under ``InterruptingSignals`` (a BaseException, like KeyboardInterrupt, so that
-    no ``except Exception`` swallows it)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class InterruptingSignals(_Signals):
-    """While active, a SIGINT or SIGTERM abandons the work at once by raising ``Interrupted``: for what
-    has nothing to save half-way (evaluating, recording, watching)."""
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        raise Interrupted(signum)

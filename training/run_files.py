@@ -1,10 +1,9 @@
-"""A run's files: its folder, its checkpoint (settings, agent, counters, evaluation schedule), and the
-agent to load from a model file or a run."""
+"""A run's files: its folder and lock, its checkpoint (settings, agent, counters, evaluation schedule), and the
+agent to load from a model file or a run. Every file is written through ``agents.files`` (atomically)."""
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import tempfile
 import time
@@ -13,8 +12,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from agents import CheckpointError, ReinforceAgent
-from agents.checkpoint import load_safely, remove_temporary_files, save_atomically, write_atomically
-from envs import check_env_id
+from agents.files import load_safely, remove_temporary_files, save_atomically, write_json
+from envs import EnvConfig, check_env_id
 from training.evaluation import Evaluator
 from training.settings import Config
 from training.trainer import RunState, Trainer
@@ -25,9 +24,17 @@ try:
 except ImportError:  # not on Windows: run folders are not locked there
     fcntl = None
 
-CHECKPOINT, MODEL, CONFIG, SUMMARY, GIF = "checkpoint.pt", "model.pt", "config.json", "summary.json", "episode.gif"
+CHECKPOINT, MODEL, BEST_MODEL = "checkpoint.pt", "model.pt", "best_model.pt"
+CONFIG, SUMMARY, GIF = "config.json", "summary.json", "episode.gif"
 LOCK = ".lock"  # held by the process that writes the run (see ``lock_run``)
-RUN_FORMAT = "reinforce-run/2"  # 2: the flat settings inside the checkpoint
+# 2: the flat settings inside the checkpoint; 3: the learning-rate schedule's base rates in the optimizers' state,
+# the best check in the counters
+RUN_FORMAT = "reinforce-run/3"
+OLDER_RUN_FORMATS = ("reinforce-run/1", "reinforce-run/2")
+
+
+class RunWriteError(OSError):
+    """A file of the run could not be written (a full disk, lost permissions); what was written before is intact."""
 
 
 def run_name(env: str, exp_name: str, seed: int) -> str:
@@ -75,22 +82,6 @@ def lock_run(run_dir: Path) -> IO[str] | None:
     return handle
 
 
-def write_json(path: Path, data: Any) -> None:
-    """``data`` as JSON, atomically; non-finite numbers as ``null`` (bare NaN is not JSON)."""
-    text = json.dumps(_finite_or_none(data), indent=2, allow_nan=False)
-    write_atomically(path, lambda file: file.write(text.encode()))
-
-
-def _finite_or_none(data: Any) -> Any:
-    if isinstance(data, float) and not math.isfinite(data):
-        return None
-    if isinstance(data, dict):
-        return {key: _finite_or_none(value) for key, value in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite_or_none(value) for value in data]
-    return data
-
-
 def save_run(run_dir: Path, trainer: Trainer, evaluator: Evaluator) -> None:
     """Write the run's checkpoint atomically."""
     state = {
@@ -113,7 +104,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     checkpoint = load_safely(run_dir / CHECKPOINT)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != RUN_FORMAT:
         found = checkpoint.get("format") if isinstance(checkpoint, dict) else None
-        why = "made by an older version: start a new run" if found == "reinforce-run/1" else "not a run's checkpoint"
+        why = "made by an older version: start a new run" if found in OLDER_RUN_FORMATS else "not a run's checkpoint"
         raise CheckpointError(f"{run_dir / CHECKPOINT} is not a {RUN_FORMAT} checkpoint ({why})")
     if not isinstance(checkpoint.get("config"), dict):
         raise CheckpointError(f"{run_dir / CHECKPOINT} holds no settings: start a new run")
@@ -138,20 +129,20 @@ def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, eva
         evaluator.load_state_dict(checkpoint["evaluator"])
     except (CheckpointError, KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{run_dir / CHECKPOINT} does not fit a run: {error}") from None
-    env, config = trainer.env, trainer.config
-    agent.check_fits(env.single_observation_space, env.single_action_space, config.env)
+    env = trainer.env
+    agent.check_fits(env.single_observation_space, env.single_action_space, trainer.env_config.name)
     if workers != trainer.workers.size:  # each worker plays its own episodes: the batch would change
         raise ValueError(
             f"the run had {workers} worker(s), this launch has {trainer.workers.size}: resume it "
             f"with {Workers(size=workers).launcher} train.py --resume"
         )
-    trainer.agent, trainer.state = agent, state
+    trainer.restore(agent, state)
 
 
-def saved_env(run_dir: Path) -> tuple[str, int | None, int | None] | None:
-    """The environment id, time limit and action bins (``--discretize-actions``) the run in ``run_dir`` was
-    trained with, from its ``config.json``; None if there is no such file (a model file outside a run
-    folder). A one-line ``ValueError`` naming the file if it does not hold them."""
+def saved_env(run_dir: Path) -> EnvConfig | None:
+    """The environment (id, time limit, action bins) the run in ``run_dir`` was trained with, from its
+    ``config.json``; None if there is no such file (a model file outside a run folder). A one-line
+    ``ValueError`` naming the file if it does not hold them."""
     path = run_dir / CONFIG
     if not path.is_file():
         return None
@@ -169,7 +160,7 @@ def saved_env(run_dir: Path) -> tuple[str, int | None, int | None] | None:
         check_env_id(saved["env"])
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    return saved["env"], limit, bins
+    return EnvConfig(saved["env"], limit, action_bins=bins)
 
 
 def load_agent(target: Path) -> tuple[ReinforceAgent, Path]:
@@ -178,7 +169,7 @@ def load_agent(target: Path) -> tuple[ReinforceAgent, Path]:
     if target.is_dir():
         target = target / MODEL if (target / MODEL).is_file() else target / CHECKPOINT
     state = load_safely(target, "a model.pt or a run folder")
-    if isinstance(state, dict) and state.get("format") in (RUN_FORMAT, "reinforce-run/1"):  # a run's: its agent
+    if isinstance(state, dict) and state.get("format") in (RUN_FORMAT, *OLDER_RUN_FORMATS):  # a run's: its agent
         state = state.get("agent")
     try:
         return ReinforceAgent.from_state_dict(state), target

@@ -1,15 +1,23 @@
-"""Checkpoint files: written atomically, read without ever running code from them, and their tensors checked
-against what they are loaded into, with one-line errors."""
+"""What the project writes and reads: files written atomically (checkpoints, JSON, any bytes), checkpoints read
+without ever running code from them and checked against what they are loaded into, and the agent's own file
+format (``ReinforceAgent.state_dict``: plain data and tensors, format ``reinforce-agent/1``), all with one-line
+errors. The run's files (``training/run_files.py``) are written through these."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import torch
+
+from agents.config import AgentConfig
+from agents.spaces import space_from_dict, space_to_dict
 
 
 class CheckpointError(ValueError):
@@ -50,6 +58,22 @@ def remove_temporary_files(folder: str | os.PathLike, name: str) -> None:
 def save_atomically(state: dict[str, Any], path: str | os.PathLike) -> None:
     """``torch.save`` through ``write_atomically``."""
     write_atomically(path, lambda file: torch.save(state, file))
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """``data`` as JSON, atomically; non-finite numbers as ``null`` (bare NaN is not JSON)."""
+    text = json.dumps(_finite_or_none(data), indent=2, allow_nan=False)
+    write_atomically(path, lambda file: file.write(text.encode()))
+
+
+def _finite_or_none(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: _finite_or_none(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite_or_none(value) for value in data]
+    return data
 
 
 def load_safely(path: str | os.PathLike, expected: str = "a checkpoint file") -> Any:
@@ -133,3 +157,52 @@ def does_not_fit(error: Exception) -> CheckpointError:
         return error
     reason = f"{type(error).__name__}: {str(error).strip()}".splitlines()[0][:200]
     return CheckpointError(f"checkpoint does not fit the agent ({reason})")
+
+
+# ----------------------------------------------------------------------------- the agent's file format
+AGENT_FORMAT = "reinforce-agent/1"
+Agent = TypeVar("Agent")  # ReinforceAgent, which imports this module
+
+
+def agent_state(agent: Any) -> dict[str, Any]:
+    """What ``ReinforceAgent.state_dict`` holds for ``agent`` (a ``ReinforceAgent``): the config, the spaces
+    as plain data, the networks, Adam's states and the agent's random generator (for an exact resume)."""
+    state = {
+        "format": AGENT_FORMAT,
+        "config": asdict(agent.config),
+        "observation_space": space_to_dict(agent.observation_space),
+        "action_space": space_to_dict(agent.action_space),
+        "policy": agent.policy.state_dict(),
+        "optimizer": agent.optimizer.state_dict(),
+        "rng": agent.rng.bit_generator.state,
+    }
+    if agent.value is not None:
+        state |= {"value": agent.value.state_dict(), "value_optimizer": agent.value_optimizer.state_dict()}
+    return state
+
+
+def agent_from_state(agent_class: type[Agent], state: dict[str, Any]) -> Agent:
+    """The agent ``agent_state`` described, checked before and after loading: a one-line ``CheckpointError``
+    if it does not fit or is not finite. Config fields this version does not know are dropped."""
+    if not isinstance(state, dict) or state.get("format") != AGENT_FORMAT:
+        raise CheckpointError(f"not a {AGENT_FORMAT} checkpoint")
+    try:
+        known = {f.name for f in fields(AgentConfig)}
+        config = AgentConfig(**{k: v for k, v in state["config"].items() if k in known})
+        agent_spaces = space_from_dict(state["observation_space"]), space_from_dict(state["action_space"])
+        # the config's networks first as shapes only ("meta" tensors, no memory), checked against the saved
+        # tensors: a config asking for other layers, however large, is refused before any is allocated
+        with torch.device("meta"):
+            check_tensors(state, agent_class(*agent_spaces, config).state_dict(), ("policy", "value"))
+        agent = agent_class(*agent_spaces, config)
+        agent.policy.load_state_dict(state["policy"])
+        agent.optimizer.load_state_dict(state["optimizer"])
+        agent.rng.bit_generator.state = state["rng"]
+        if agent.value is not None:
+            agent.value.load_state_dict(state["value"])
+            agent.value_optimizer.load_state_dict(state["value_optimizer"])
+        for optimizer in agent.optimizers:  # the policy's and the baseline's
+            check_moments(optimizer)
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as error:
+        raise does_not_fit(error) from None
+    return agent

@@ -1,0 +1,133 @@
+"""``fit``, the Python entry point of a whole run: the same run as ``train.py``, an environment class of one's own,
+callbacks that stop a run, runs that write nothing, resuming, and the best agent kept."""
+
+import json
+from dataclasses import replace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from builders import only_run
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import train
+from training import Callback, Config, fit
+
+SHORT = dict(total_env_steps=6000, eval_every_steps=2000, eval_episodes=10, gif=False, seed=3)
+
+
+class Corridor(gym.Env):
+    """Step right (action 1) from cell 0 to cell 5, for a reward of 1; unregistered, and without a time limit."""
+
+    observation_space, action_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32), gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.cell = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.cell = max(0, self.cell + (1 if action == 1 else -1))
+        return np.array([self.cell / 5], np.float32), float(self.cell == 5), self.cell == 5, False, {}
+
+
+def scalars(run_dir):
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = [tag for tag in events.Tags()["scalars"] if tag != "charts/SPS"]  # SPS is a timing
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in tags}
+
+
+def without_timings(summary):
+    return {key: value for key, value in summary.items() if key not in ("train_seconds", "config")}
+
+
+def test_fit_makes_the_run_train_py_makes(tmp_path):
+    result = fit(Config(**SHORT, logdir=str(tmp_path / "python")))
+    flags = ["--total-env-steps", "6000", "--eval-every-steps", "2000", "--eval-episodes", "10", "--no-gif"]
+    assert train.main([*flags, "--seed", "3", "--logdir", str(tmp_path / "cli")]) == 0
+    cli = only_run(tmp_path / "cli")
+    assert result.run_dir == only_run(tmp_path / "python") and result.stopped is None
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(result.summary))  # what it returns is what it wrote
+    assert without_timings(summary) == without_timings(json.loads((cli / "summary.json").read_text()))
+    assert scalars(result.run_dir) == scalars(cli)
+    assert summary["best_eval"]["env_steps"] is not None and (result.run_dir / "best_model.pt").is_file()
+
+
+def test_fit_trains_an_environment_class_of_ones_own(tmp_path):
+    config = Config(max_episode_steps=50, target_return=1.0, gif=False, eval_episodes=10, logdir=str(tmp_path))
+    result = fit(config, env=Corridor)
+    assert result.summary["solved"] and result.summary["final_eval"]["greedy"]["mean"] == 1.0
+    assert result.summary["env_id"] == "Corridor" and result.run_dir.name.startswith("Corridor__reinforce__1__")
+    assert result.agent.act(np.array([0.0], np.float32), deterministic=True) == 1
+
+
+def test_an_environment_class_without_a_time_limit_is_refused_in_one_line(tmp_path):
+    with pytest.raises(ValueError, match="Corridor has no time limit.*--max-episode-steps") as error:
+        fit(Config(logdir=str(tmp_path)), env=Corridor)
+    assert "\n" not in str(error.value) and not list(tmp_path.iterdir())
+
+
+class StopAfter(Callback):
+    def __init__(self, updates):
+        self.updates, self.seen, self.checks = updates, [], 0
+
+    def on_update(self, state, update):
+        self.seen.append((state.updates, update.episode_returns.mean()))
+        return state.updates == self.updates
+
+    def on_check(self, state, evaluation):
+        self.checks += 1
+        assert len(evaluation.greedy) == 10 and len(evaluation.sampled) == 10
+
+
+def test_a_callback_sees_every_update_and_check_and_can_stop_the_run(tmp_path):
+    callback = StopAfter(updates=7)
+    result = fit(Config(**SHORT | {"total_env_steps": 10**6}, logdir=str(tmp_path)), callback=callback)
+    assert result.state.updates == 7 and [updates for updates, _ in callback.seen] == list(range(1, 8))
+    assert callback.checks >= 1 and result.stopped is None  # it ends as a run out of budget: model, summary
+    assert (result.run_dir / "model.pt").is_file() and result.summary["updates"] == 7
+
+
+def test_a_run_that_writes_nothing(tmp_path):
+    result = fit(Config(**SHORT, logdir=str(tmp_path / "runs")), write_run=False, verbose=False)
+    assert result.run_dir is None and not (tmp_path / "runs").exists()
+    assert result.summary["env_steps"] >= 6000
+    best = result.best_agent()
+    assert best is not None and result.state.best_return == max(result.state.best_return, 0.0)
+    assert best.state_dict()["policy"].keys() == result.agent.state_dict()["policy"].keys()
+
+
+def test_fit_resumes_a_run_exactly(tmp_path):
+    config = Config(max_updates=2, anneal_lr=True, baseline=True, eval_episodes=4, gif=False, seed=2)
+    first = fit(replace(config, logdir=str(tmp_path / "a")), verbose=False)
+    resumed = fit(replace(config, max_updates=4, logdir=str(tmp_path / "a")), resume=first.run_dir, verbose=False)
+    straight = fit(replace(config, max_updates=4, logdir=str(tmp_path / "b")), verbose=False)
+    assert resumed.run_dir == first.run_dir and resumed.state.updates == 4
+    for name, tensor in straight.agent.policy.state_dict().items():
+        assert torch.equal(tensor, resumed.agent.policy.state_dict()[name]), name
+    rates = [agent.optimizer.param_groups[0]["lr"] for agent in (resumed.agent, straight.agent)]
+    assert rates[0] == rates[1] < config.learning_rate  # the schedule resumed where it was
+
+
+def test_a_resume_that_would_change_the_agent_is_refused(tmp_path):
+    first = fit(Config(max_updates=1, eval_episodes=2, gif=False, logdir=str(tmp_path)), verbose=False)
+    with pytest.raises(ValueError, match="cannot change the agent's settings \\(learning_rate\\)"):
+        fit(Config(max_updates=2, learning_rate=0.5, logdir=str(tmp_path)), resume=first.run_dir)
+
+
+def test_every_better_check_keeps_its_agent(tmp_path):
+    class Checks(Callback):
+        means = []
+
+        def on_check(self, state, evaluation):
+            self.means.append((float(evaluation.greedy.mean()), state.best_return))
+
+    config = Config(**SHORT | {"total_env_steps": 20_000, "stop_when_solved": False}, logdir=str(tmp_path))
+    result = fit(config, callback=Checks(), verbose=False)
+    means = [mean for mean, _ in Checks.means]
+    assert [best for _, best in Checks.means] == list(np.maximum.accumulate(means))
+    assert result.summary["best_eval"]["greedy_mean"] == max(means)
+    assert result.best_agent() is not None and result.state.best_at <= result.state.env_steps

@@ -1,0 +1,285 @@
+"""The training loop of a run (``training.fit`` runs it): set-up, then collect and update (``Trainer.step``),
+log, evaluate, keep the best agent, checkpoint, stop; then the end: the model, the final evaluation,
+``summary.json`` and the GIF. The one home of the loop."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shlex
+import shutil
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Protocol
+
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from agents.files import write_atomically, write_json
+from envs import record_gif
+from envs.factory import EnvFactory
+from training.evaluation import Evaluation, Evaluator, no_target_reason, solves, target_return
+from training.logs import (
+    describe_returns,
+    log_config,
+    log_evaluation,
+    log_gif,
+    log_histograms,
+    log_hparams,
+    log_update,
+    run_summary,
+)
+from training.run_files import (
+    BEST_MODEL,
+    CHECKPOINT,
+    GIF,
+    MODEL,
+    SUMMARY,
+    RunWriteError,
+    lock_run,
+    new_run_dir,
+    read_run,
+    restore_run,
+    save_run,
+)
+from training.seeding import VIDEO, derive_seed
+from training.settings import Config, run_settings
+from training.signals import Interrupted, InterruptingSignals, StopSignals
+from training.trainer import RunState, Trainer, Update
+from training.workers import Workers
+
+NONFINITE = "nonfinite"  # why a run stopped: too many non-finite updates in a row
+
+
+class Callback(Protocol):
+    """``training.Callback``'s two hooks, as the loop calls them."""
+
+    def on_update(self, state: RunState, update: Update) -> bool | None: ...
+
+    def on_check(self, state: RunState, evaluation: Evaluation) -> bool | None: ...
+
+
+def _agreed(error: str | None, workers: Workers) -> None:
+    """Raise the first worker's error on every worker (a worker alone must not go on)."""
+    error = workers.first(error)
+    if error is not None:
+        raise ValueError(error)
+
+
+class Run:
+    """One run's set-up, loop and end, with ``fit``'s parameters: bad input raises one ``ValueError`` on every
+    worker before anything is written."""
+
+    def __init__(
+        self,
+        config: Config | None,
+        env: str | EnvFactory | None,
+        resume: str | os.PathLike | None,
+        workers: Workers,
+        write_run: bool,
+        verbose: bool,
+    ) -> None:
+        self.workers, self.verbose = workers, verbose
+        self.main, self.run_dir, self.lock, self.writer = workers.main, None, None, None
+        self.trainer: Trainer | None = None
+        self.evaluator: Evaluator | None = None
+        self.best_state: dict[str, Any] | None = None
+        error = None
+        try:  # every check that can fail on bad input, on every worker, before anything is written
+            checkpoint = read_run(Path(resume)) if resume is not None else None
+            config, env_config = run_settings(config, env, checkpoint and checkpoint["config"])
+            if workers.size > 1:
+                config.check_distributed()
+            self.config, self.env = config, env_config
+            self.trainer, self.evaluator = Trainer(config, env_config, workers), Evaluator(config, env_config)
+            self.target = target_return(config, env_config)
+            if checkpoint is not None:
+                self.run_dir = Path(resume)
+                restore_run(self.run_dir, checkpoint, self.trainer, self.evaluator)
+                self.lock = lock_run(self.run_dir) if self.main else None  # one process per run folder
+        except (ValueError, OSError) as problem:
+            error = str(problem)
+        try:
+            _agreed(error, workers)
+            self.resumed, self.write = resume is not None, write_run or resume is not None
+            _agreed(self._open_folder() if self.main and self.write else None, workers)
+        except ValueError:
+            self.close()
+            raise
+
+    def _open_folder(self) -> str | None:
+        """Open the run's folder, lock and TensorBoard writer, the first things the run writes; the error."""
+        try:
+            if not self.resumed:
+                self.run_dir = new_run_dir(self.config)
+                self.lock = lock_run(self.run_dir)
+            step = self.trainer.state.env_steps  # on resume, drop what the interrupted run logged after its checkpoint
+            self.writer = SummaryWriter(self.run_dir, purge_step=step + 1 if self.resumed else None)
+            if not self.resumed:
+                log_config(self.writer, self.config)
+        except ValueError as problem:
+            return str(problem)
+        except OSError as problem:  # a full disk: a new run leaves no folder behind
+            if not self.resumed:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            return f"cannot write in {self.run_dir}: {problem.strerror or problem}"
+        return None
+
+    def train(self, callback: Callback) -> tuple[str | None, bool, dict[str, Any] | None]:
+        """The loop, then the end: why the run stopped (None: it trained to its end; ``"nonfinite"``, or a
+        signal's name), whether training reached its end, and the summary (None for a run stopped before its
+        end, and on the workers that are not the main one). A file that cannot be written raises
+        ``RunWriteError``."""
+        try:
+            stopped = self._loop(callback)
+            if stopped is not None:
+                return stopped, False, None
+            summary = None
+            if self.main:
+                with InterruptingSignals():
+                    summary = self._finish()
+            return None, True, summary
+        except (Interrupted, KeyboardInterrupt) as interrupted:  # after training: its checkpoint is written
+            return str(interrupted) if isinstance(interrupted, Interrupted) else "SIGINT", True, None
+        except OSError as problem:  # a full disk or lost permissions: what was written before is intact
+            kept = "no checkpoint"
+            if self.run_dir is not None and (self.run_dir / CHECKPOINT).is_file():
+                resume = f"{self.workers.launcher} train.py --resume {shlex.quote(str(self.run_dir))}"
+                kept = f"its last checkpoint is intact: {resume}"
+            raise RunWriteError(f"cannot write in {self.run_dir}: {problem.strerror or problem} ({kept})") from None
+
+    def _loop(self, callback: Callback) -> str | None:
+        """Train until the budget, the target or the callback ends it (None), or a stop: ``"nonfinite"``, a
+        signal's name."""
+        config, trainer, evaluator, main = self.config, self.trainer, self.evaluator, self.main
+        state = trainer.state
+        if main and self.verbose and (reason := no_target_reason(config, self.env)):
+            print(reason)
+        shown = main and self.verbose
+        bar = tqdm(
+            total=config.total_env_steps,
+            initial=state.env_steps,
+            unit="step",
+            disable=None if shown else True,
+            dynamic_ncols=True,
+        )
+        stop: str | None = None
+        ended = False  # by the target or the callback: the run then ends as one out of budget
+        with StopSignals() as signals:
+            while not ended and stop is None and trainer.within_budget():
+                update = trainer.step()  # every worker plays its episodes; the update combines them
+                if main:
+                    ended = self._after_update(update, bar, callback)
+                    if not ended and state.skipped_in_a_row >= config.max_nonfinite_updates:
+                        stop = NONFINITE
+                    elif not ended and self.write and state.updates % config.checkpoint_every == 0:
+                        save_run(self.run_dir, trainer, evaluator)
+                if stop is None and signals.received is not None:  # a signal to any worker stops them all
+                    stop = signal.Signals(signals.received).name
+                stop, ended = self.workers.first(stop), bool(self.workers.first(ended or None))
+            if main and self.write:
+                save_run(self.run_dir, trainer, evaluator)
+        bar.total = bar.n  # stopped before the budget: end the bar where training ended, with no ETA
+        bar.close()
+        return stop
+
+    def _after_update(self, update: Update, bar: tqdm, callback: Callback) -> bool:
+        """Log an update, check when due; whether the target or the callback ends the run here."""
+        state, config = self.trainer.state, self.config
+        if self.writer is not None:
+            log_update(self.writer, self.trainer, update)
+        bar.update(state.env_steps - bar.n)
+        bar.set_postfix(ret=f"{update.episode_returns.mean():.1f}")
+        if update.skipped:
+            self._say(bar, f"warning: update {state.updates} skipped: its loss, gradient or step is not finite")
+        if state.updates % config.print_every == 0:
+            line = describe_returns(update.episode_returns)
+            self._say(bar, f"update {state.updates:4d}  steps {state.env_steps:7d}  {line}")
+        ended = bool(callback.on_update(state, update))
+        if self.evaluator.due(state.env_steps):
+            evaluation, _ = self.evaluator.check(self.trainer.agent, state.env_steps)
+            if self._record(evaluation) and config.stop_when_solved:
+                ended = True
+            elif state.solved_at == state.env_steps:  # else the end says it, once
+                self._say(bar, f"solved at {state.env_steps} env steps: greedy mean {evaluation.greedy.mean():.1f}")
+            ended = bool(callback.on_check(state, evaluation)) or ended
+        return ended
+
+    def _say(self, bar: tqdm, line: str) -> None:
+        if self.verbose:
+            bar.write(line)
+
+    def _record(self, evaluation: Evaluation) -> bool:
+        """Log a check and keep the agent if it is the best so far; whether its greedy evaluation solves the
+        environment for the first time."""
+        state, agent = self.trainer.state, self.trainer.agent
+        if self.writer is not None:
+            log_evaluation(self.writer, evaluation)
+        greedy = float(evaluation.greedy.mean())
+        if state.best_return is None or greedy > state.best_return:
+            state.best_return, state.best_at = greedy, evaluation.env_steps
+            if self.write:
+                agent.save(self.run_dir / BEST_MODEL)
+            else:
+                self.best_state = copy.deepcopy(agent.state_dict())  # its tensors would follow training
+        if state.solved_at is None and solves(evaluation.greedy, self.target):
+            state.solved_at = state.env_steps
+            return True
+        return False
+
+    def _finish(self) -> dict[str, Any]:
+        """Save the model, evaluate it greedily and by sampling, write the summary and the GIF; the summary."""
+        config, trainer, run_dir = self.config, self.trainer, self.run_dir
+        state, agent = trainer.state, trainer.agent
+        if self.write:
+            agent.save(run_dir / MODEL)
+        evaluation, new = self.evaluator.check(agent, state.env_steps)  # a check made at this step is the final one
+        if new:
+            self._record(evaluation)
+        greedy, sampled = evaluation.greedy, evaluation.sampled
+        summary = run_summary(trainer, self.target, greedy, sampled)
+        if not self.write:
+            return summary
+        metrics = {
+            "eval/final_return_mean": float(greedy.mean()),
+            "eval/final_sampled_return_mean": float(sampled.mean()),
+        }
+        if state.solved_at is not None:  # an unsolved run leaves the cell empty
+            metrics["eval/solved_at_env_steps"] = state.solved_at
+        log_hparams(run_dir, config, metrics, state.env_steps)
+        log_histograms(self.writer, trainer, last=True)
+        write_json(run_dir / SUMMARY, summary)
+        if config.gif:
+            self._record_gif()
+        return summary
+
+    def _record_gif(self) -> None:
+        """The GIF of one greedy episode; one that cannot be recorded is only a warning."""
+        try:
+            gif, height, width = record_gif(self.trainer.agent, self.env, derive_seed(self.config.seed, VIDEO))
+            write_atomically(self.run_dir / GIF, lambda file: file.write(gif))
+            log_gif(self.writer, "videos/greedy_episode", gif, height, width, self.trainer.state.env_steps)
+        except Exception as error:  # rendering is the environment's code (OpenGL, render modes): only the GIF is lost
+            reason = (str(error).strip().splitlines() or [""])[0][:120]
+            print(
+                f"{_program()}: warning: no GIF ({type(error).__name__}: {reason}); the run's results are saved "
+                "(--no-gif skips recording)",
+                file=sys.stderr,
+            )
+
+    def close(self) -> None:
+        """Close the environments and the writer; the lock, held to here, goes last."""
+        for part in (self.trainer, self.evaluator):
+            if part is not None:
+                part.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.lock is not None:
+            self.lock.close()
+
+
+def _program() -> str:
+    """The running program's name, for messages (as argparse names it)."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name and name != "-c" else "fit"

@@ -1,0 +1,57 @@
+"""The signals that stop a run: between two updates while training (with a checkpoint to resume from), at
+once while evaluating, recording or watching."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any
+
+
+class _Signals:
+    """SIGINT and SIGTERM handled by ``_handle`` while active, as they were before afterwards."""
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> _Signals:
+        # only the main thread may set handlers: elsewhere (a run started from a thread) signals keep theirs
+        main = threading.current_thread() is threading.main_thread()
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM) if main}
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class StopSignals(_Signals):
+    """While active, a first SIGINT or SIGTERM only asks the loop to stop after the current update
+    (``received``); a second one exits at once (checkpoints are written atomically, so the last one
+    stays intact)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            os._exit(128 + signum)
+        self.received = signum
+
+
+class Interrupted(BaseException):
+    """A SIGINT or SIGTERM under ``InterruptingSignals`` (a BaseException, like KeyboardInterrupt, so that
+    no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class InterruptingSignals(_Signals):
+    """While active, a SIGINT or SIGTERM abandons the work at once by raising ``Interrupted``: for what
+    has nothing to save half-way (evaluating, recording, watching)."""
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
