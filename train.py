@@ -35,7 +35,7 @@ from envs import EnvConfig, play, run_heuristic
 from training import Config, FitResult, RunWriteError, Workers, fit, make_config, parse_args
 from training.logs import describe_returns, describe_statistics
 from training.loop import NONFINITE
-from training.run_files import CHECKPOINT, MODEL, load_agent, read_run, saved_env
+from training.run_files import BEST_MODEL, CHECKPOINT, MODEL, load_agent, read_run, saved_env
 from training.signals import Interrupted, InterruptingSignals
 
 EXIT_NONFINITE, EXIT_WRITE_FAILED = 1, 3
@@ -116,6 +116,11 @@ def report(result: FitResult, config: Config) -> None:
     final = summary["final_eval"]
     print(f"final evaluation, {final['episodes']} episodes: greedy {describe_statistics(final['greedy'])}")
     print(f"                                      sampled {describe_statistics(final['sampled'])}")
+    best = summary["best_eval"]
+    if best["reevaluated"] is not None:
+        again = f"{best['reevaluated']['mean']:.1f} on {final['episodes']} fresh episodes"
+        where = shlex.quote(str(result.run_dir / BEST_MODEL))
+        print(f"best check:  greedy mean {best['greedy_mean']:.1f} at {best['env_steps']} env steps, {again}: {where}")
     print(f"model:       {shlex.quote(str(result.run_dir / MODEL))}")
     print(f"TensorBoard: {tensorboard_command(config.logdir)}   (this run: {shlex.quote(str(result.run_dir))})")
 

@@ -1,6 +1,7 @@
 """Which way of running a suite run trains fastest here: one process with Gymnasium's sync vector env (with
-torch's default threads, and with one), one process with the async vector env (each environment in its own
-subprocess), or two torchrun workers with the same batch (each plays half of it, on one thread).
+torch's threads on every core, and on one, the default), one process with the async vector env (each
+environment in its own subprocess), or two torchrun workers with the same batch (each plays half of it, on
+one thread).
 
 Each row is the start of a `train.py --preset tuned` run: ``--steps`` env steps from a fresh agent, no
 evaluation; its speed is env steps per second of training time (summary.json's train_seconds, which leaves
@@ -27,7 +28,7 @@ from bench.common import train_command, worker_share
 from training.settings import make_config
 
 LAUNCHERS = {  # name: (train.py's flags, processes)
-    "sync": (["--vectorization", "sync"], 1),
+    "sync, all cores": (["--vectorization", "sync", "--threads", "none"], 1),
     "sync, 1 thread": (["--vectorization", "sync", "--threads", "1"], 1),
     "async": (["--vectorization", "async"], 1),
     "torchrun, 2 workers": (["--vectorization", "sync", "--threads", "1"], 2),

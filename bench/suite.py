@@ -88,7 +88,7 @@ def expected_config(env: str, seed: int, extra: list[str], runs: Path, workers: 
     except ValueError as error:
         bad_input(str(error))
     try:
-        config.update(worker_share(config, workers), threads=1 if workers > 1 else None)
+        config.update(worker_share(config, workers))
     except ValueError as error:
         bad_input(str(error))
     return json.loads(json.dumps(config))
@@ -192,10 +192,9 @@ def run_one(env: str, seed: int, extra: list[str], out: Path, workers: int) -> i
         say(f"{env} seed {seed}: training (log: {base}.log)")
         flags = ["--env", env, "--seed", str(seed), "--preset", "tuned", "--logdir", str(out / "runs")]
         command = [*train_py, *flags, "--exp-name", EXP_NAME, "--no-gif", *extra]
-        if workers > 1:  # each worker's share of the batch, one torch thread each (expected_config's)
+        if workers > 1:  # each worker's share of the batch (expected_config's)
             config = expected_config(env, seed, extra, out / "runs", workers)
             command += [f"--{name.replace('_', '-')}={config[name]}" for name in ("num_envs", "episodes_per_update")]
-            command += ["--threads", "1"]
         status = launch(command, Path(f"{base}.log"), Path(f"{base}.sessions.json"))
     if status != 0:
         return status
@@ -218,6 +217,7 @@ def run_one(env: str, seed: int, extra: list[str], out: Path, workers: int) -> i
         "wall_seconds": sum(s["seconds"] for s in json.loads(sessions.read_text())) if sessions.is_file() else None,
         "solved_at_env_steps": summary["solved_at_env_steps"],
         "final_eval": summary["final_eval"],
+        "best_eval": summary.get("best_eval"),  # the best check, and its agent re-evaluated on fresh episodes
         "eval_curve": found["eval/return_mean"],
         "sampled_eval_curve": found["eval/sampled_return_mean"],
         "train_curve": [training[i] for i in keep] if training else [],

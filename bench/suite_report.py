@@ -46,25 +46,30 @@ def reaching(results: list[dict], target: float | None) -> str:
 def table(envs: list[str], seeds: list[int], out: Path) -> dict[str, list[dict]]:
     """Print the markdown table; the results per environment."""
     print(
-        "| environment | seeds | ours: best seed-mean eval | ours: final eval | ours: training return, last 10% "
-        "| Tianshou 3M | Tianshou 10M | Spinning Up VPG 3M | target | seeds at target | env steps | wall s |"
+        "| environment | seeds | ours: best seed-mean eval | ours: final eval | ours: best model, re-evaluated "
+        "| ours: training return, last 10% | Tianshou 3M | Tianshou 10M | Spinning Up VPG 3M | target "
+        "| seeds at target | env steps | wall s |"
     )
-    print("|---" * 12 + "|")
+    print("|---" * 13 + "|")
     found = {}
     for env in envs:
         results = found[env] = load_results(out, env, seeds)
         anchor = ANCHORS.get(env, NO_ANCHOR)
         theirs = [shown(*(anchor.tianshou_3m or (None,))), shown(*(anchor.tianshou_10m or (None,)))]
         theirs += [shown(anchor.spinning_up, prefix="~"), shown(anchor.target)]
-        ours = ["-"] * 3 + theirs + ["-", "-", "-"]
+        ours = ["-"] * 4 + theirs + ["-", "-", "-"]
         if results and all(r["eval_curve"] for r in results):
             finals = [r["final_eval"]["greedy"]["mean"] for r in results]
+            # the best check's agent on fresh episodes (results from before best_model.pt have none)
+            bests = [(r.get("best_eval") or {}).get("reevaluated") for r in results]
+            best = [b["mean"] for b in bests if b is not None] if all(bests) else []
             ends = [r["train_return_end"] for r in results if r["train_return_end"] is not None]
             walls = [r["wall_seconds"] or 0.0 for r in results]
             workers = sorted({r.get("workers", 1) for r in results} - {1})  # torchrun's processes per run
             ours = [
                 shown(float(aligned(results)[1].mean(axis=0).max())),
                 shown(float(np.mean(finals)), float(np.std(finals))),
+                shown(float(np.mean(best)), float(np.std(best))) if best else "-",
                 shown(float(np.mean(ends)) if ends else None),
                 *theirs,
                 reaching(results, anchor.target),
@@ -75,9 +80,10 @@ def table(envs: list[str], seeds: list[int], out: Path) -> dict[str, list[dict]]
     print(
         "\nseeds: the seeds whose results were found, of --seeds; best seed-mean eval: the maximum over checks of"
         "\nthe mean over seeds of the greedy evaluation (Tianshou's metric); final eval: the last greedy evaluation,"
-        "\nmean ± std over seeds of each seed's mean; training return: the stochastic training batches over the"
-        "\nlast 10% of training (what Spinning Up plots); seeds at target: the seeds whose greedy evaluation"
-        "\nreached the target at some check."
+        "\nmean ± std over seeds of each seed's mean; best model, re-evaluated: each seed's best check's agent"
+        "\n(best_model.pt) on fresh episodes at the end, mean ± std over seeds; training return: the stochastic"
+        "\ntraining batches over the last 10% of training (what Spinning Up plots); seeds at target: the seeds"
+        "\nwhose greedy evaluation reached the target at some check."
     )
     return found
 

@@ -44,10 +44,10 @@ def test_launchers_smoke(tmp_path):
     out = tmp_path / "launchers.json"
     stdout = run("launchers.py", "--envs", "CartPole-v1", "--steps", "2000", "--repeats", "1", "--out", str(out))
     rows = [line.split(" | ") for line in stdout.strip().splitlines()]
-    assert [row[1] for row in rows] == ["sync", "sync, 1 thread", "async", "torchrun, 2 workers"]
+    assert [row[1] for row in rows] == ["sync, all cores", "sync, 1 thread", "async", "torchrun, 2 workers"]
     runs = json.loads(out.read_text())["CartPole-v1"]
     assert all(r["env_steps"] >= 2000 and r["train_seconds"] > 0 for rs in runs.values() for r in rs)
-    sync, threads, vectorized = (runs[name][0]["env_steps"] for name in ("sync", "sync, 1 thread", "async"))
+    sync, threads, vectorized = (runs[name][0]["env_steps"] for name in ("sync, all cores", "sync, 1 thread", "async"))
     assert sync == threads == vectorized  # the same episodes in one process, whatever runs them
 
 
@@ -55,3 +55,9 @@ def test_acting_smoke():
     stdout = run("acting.py", "--batches", "1,4", "--calls", "20", "--repeats", "1")
     rows = [line.split("|") for line in stdout.strip().splitlines()]
     assert len(rows) == 6 and all(float(row[2].split()[0]) > 0 for row in rows)
+
+
+def test_threads_smoke():
+    stdout = run("threads.py", "--rounds", "1", "--threads", "default,1", "--busy", "1", "--", "--max-updates", "1")
+    rows = [line for line in stdout.splitlines() if line.startswith("threads ")]
+    assert len(rows) == 2 and "busy processes: 1" in stdout and rows[0].split("|")[2].strip() == "x1.00"

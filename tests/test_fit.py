@@ -130,4 +130,18 @@ def test_every_better_check_keeps_its_agent(tmp_path):
     means = [mean for mean, _ in Checks.means]
     assert [best for _, best in Checks.means] == list(np.maximum.accumulate(means))
     assert result.summary["best_eval"]["greedy_mean"] == max(means)
+    again = result.summary["best_eval"]["reevaluated"]  # the best agent on fresh episodes
+    assert set(again) == {"mean", "std", "min", "max"} and again["max"] <= 500
     assert result.best_agent() is not None and result.state.best_at <= result.state.env_steps
+
+
+def test_a_run_trains_on_one_thread_by_default_and_leaves_the_process_as_it_found_it():
+    before, seen = torch.get_num_threads(), []
+
+    class Threads(Callback):
+        def on_update(self, state, update):
+            seen.append(torch.get_num_threads())
+            return True
+
+    fit(Config(eval_episodes=2, gif=False), callback=Threads(), write_run=False, verbose=False)
+    assert seen == [1] and torch.get_num_threads() == before

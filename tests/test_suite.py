@@ -48,10 +48,14 @@ def test_suite_smoke_run_writes_results_and_a_table_and_does_not_train_again(tmp
         assert result["config"]["env"] == env and result["config"]["total_env_steps"] == 3000
         assert result["train_curve"] and result["train_return_end"] is not None
         assert set(result["final_eval"]["greedy"]) == {"mean", "std", "min", "max"}
+        best = result["best_eval"]
+        assert best["greedy_mean"] == pytest.approx(max(value for _, value in result["eval_curve"]))  # float32 in TB
+        assert set(best["reevaluated"]) == {"mean", "std", "min", "max"}
     header, rows = table(first.stdout)
     assert set(ANCHOR_COLUMNS) <= set(header) and set(rows) == {"CartPole-v1", "Pendulum-v1"}
     assert rows["Pendulum-v1"]["seeds"] == "1" and rows["Pendulum-v1"]["target"] == "-400.0"
     assert rows["CartPole-v1"]["ours: final eval"].endswith("± 0.0")  # one seed
+    assert rows["CartPole-v1"]["ours: best model, re-evaluated"].endswith("± 0.0")
     assert png.is_file() or importlib.util.find_spec("matplotlib") is None
     folders = sorted(path.name for path in (out / "runs").iterdir())
 
@@ -87,6 +91,7 @@ def test_the_table_names_the_seeds_found_and_counts_those_whose_evaluation_reach
     assert rows["LunarLander-v3"]["seeds at target"] == "1/2"  # seed 1 at its second check, then below again
     assert rows["LunarLander-v3"]["ours: best seed-mean eval"] == "170.0"  # the checks' means: -50, 165, 170
     assert rows["MountainCar-v0"]["seeds at target"] == "-"
+    assert rows["LunarLander-v3"]["ours: best model, re-evaluated"] == "-"  # results from before best_model.pt
 
 
 def test_the_bootstrap_intervals_are_the_same_on_every_run(tmp_path):

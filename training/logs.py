@@ -97,8 +97,11 @@ def _statistics(returns: np.ndarray) -> dict[str, float]:
     return {name: float(getattr(returns, name)()) for name in ("mean", "std", "min", "max")}
 
 
-def run_summary(trainer: Trainer, target: float | None, greedy: np.ndarray, sampled: np.ndarray) -> dict:
-    """The contents of ``summary.json``: what the run was, how far it got, its final evaluation."""
+def run_summary(
+    trainer: Trainer, target: float | None, greedy: np.ndarray, sampled: np.ndarray, best: np.ndarray | None
+) -> dict:
+    """The contents of ``summary.json``: what the run was, how far it got, its final evaluation, its best check
+    (with ``best``, the greedy returns of that check's agent on fresh episodes)."""
     config, state = trainer.config, trainer.state
     return {
         "env_id": config.env,  # for an environment made by a callable: its name
@@ -113,7 +116,11 @@ def run_summary(trainer: Trainer, target: float | None, greedy: np.ndarray, samp
         "solved": None if target is None else state.solved_at is not None,  # no target: neither
         "solved_at_env_steps": state.solved_at,
         "skipped_updates": state.skipped_updates,
-        "best_eval": {"env_steps": state.best_at, "greedy_mean": state.best_return},  # its agent: best_model.pt
+        "best_eval": {  # the best check's agent: best_model.pt
+            "env_steps": state.best_at,
+            "greedy_mean": state.best_return,
+            "reevaluated": None if best is None else _statistics(best),
+        },
         "final_eval": {"episodes": len(greedy), "greedy": _statistics(greedy), "sampled": _statistics(sampled)},
         "versions": {
             "python": platform.python_version(),

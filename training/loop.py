@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from agents import ReinforceAgent
 from agents.files import write_atomically, write_json
 from envs import record_gif
 from envs.factory import EnvFactory
@@ -238,7 +239,9 @@ class Run:
         if new:
             self._record(evaluation)
         greedy, sampled = evaluation.greedy, evaluation.sampled
-        summary = run_summary(trainer, self.target, greedy, sampled)
+        best_agent = self._best_agent()
+        best = None if best_agent is None else self.evaluator.reevaluate(best_agent)
+        summary = run_summary(trainer, self.target, greedy, sampled, best)
         if not self.write:
             return summary
         metrics = {
@@ -253,6 +256,12 @@ class Run:
         if config.gif:
             self._record_gif()
         return summary
+
+    def _best_agent(self) -> ReinforceAgent | None:
+        """The best check's agent; None where it is gone (a resumed run's best_model.pt removed by hand)."""
+        if not self.write:
+            return ReinforceAgent.from_state_dict(self.best_state)
+        return ReinforceAgent.load(self.run_dir / BEST_MODEL) if (self.run_dir / BEST_MODEL).is_file() else None
 
     def _record_gif(self) -> None:
         """The GIF of one greedy episode; one that cannot be recorded is only a warning."""

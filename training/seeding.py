@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-TRAINING, EVALUATION, VIDEO, SAMPLING, SAMPLED_EVALUATION = range(5)  # the streams
+TRAINING, EVALUATION, VIDEO, SAMPLING, SAMPLED_EVALUATION, BEST_EVALUATION = range(6)  # the streams
 
 
 def derive_seed(seed: int, *keys: int) -> int:

@@ -64,7 +64,6 @@ class Trainer:
     def __init__(self, config: Config, env: EnvConfig | None = None, workers: Workers | None = None) -> None:
         if config.threads is not None:
             check_threads(config.threads)
-            torch.set_num_threads(config.threads)
         self.config, self.workers = config, workers or Workers()
         self.env_config = env or config.env_config()
         self.env = self.env_config.make_vector(config.num_envs)
@@ -76,6 +75,8 @@ class Trainer:
             self.env.close()
             raise
         self.quotas = split_episodes(config.episodes_per_update, config.num_envs)
+        self.threads_before = torch.get_num_threads()  # put back by close: a run leaves the process as it found it
+        torch.set_num_threads(config.threads or self.threads_before)
         self.restore(ReinforceAgent(*space, config.agent_config(), seed=config.seed), RunState())
 
     def restore(self, agent: ReinforceAgent, state: RunState) -> None:
@@ -122,6 +123,7 @@ class Trainer:
 
     def close(self) -> None:
         self.env.close()
+        torch.set_num_threads(self.threads_before)
 
 
 def check_threads(threads: int) -> None:
