@@ -17,7 +17,7 @@ from agents.batch import EpisodeBatch, check_one_per_step, episode_ids
 from agents.config import AgentConfig, check_seed
 from agents.distributed import LOCAL, PROCESS_GROUP, Combiner
 from agents.files import CheckpointError, agent_from_state, agent_state, load_safely, save_atomically
-from agents.guard import apply_or_undo, step_or_undo
+from agents.guard import apply_or_undo, limit_kl, step_or_undo
 from agents.network import initialize_orthogonally, mlp
 from agents.numpy_policy import Actor, NumpyPolicy
 from agents.reinforce import (
@@ -218,7 +218,8 @@ class ReinforceAgent:
             group, each passing its own episodes (see ``agents.distributed``): every process must call
             ``update`` the same number of times.
         :return: ``policy_loss``, ``entropy``, ``grad_norm`` (the policy's, before clipping), with a baseline
-            ``value_loss`` and ``explained_variance``, each a mean over the gradient steps, and
+            ``value_loss`` and ``explained_variance``, each a mean over the gradient steps, with ``target_kl``
+            ``kl`` (the mean KL divergence from the sampling policy after the last step), and
             ``skipped_steps``, the changes skipped or undone as not finite.
         """
         combine = PROCESS_GROUP if distributed else LOCAL
@@ -239,16 +240,28 @@ class ReinforceAgent:
         size = n_steps if self.config.minibatch_size is None else min(self.config.minibatch_size, n_steps)
         totals: dict[str, float] = {}
         gradient_steps = skipped = 0
+        target = self.config.target_kl
+        if target is not None:  # the policy that sampled the batch, which the steps may not move too far from
+            with torch.no_grad():
+                sampling = self.policy(inputs)
+        limited = False
         for _ in range(self.config.passes):
             order = torch.from_numpy(self.rng.permutation(n_steps)) if size < n_steps else None
             for idx in order.split(size) if order is not None else [slice(None)]:
+                before = [p.detach().clone() for p in self.policy.parameters()] if target is not None else []
                 stats, applied = self._gradient_step(
                     inputs[idx], actions[idx], normalized[idx], returns[idx], share, combine
                 )
+                if target is not None:
+                    extra["kl"], limited = limit_kl(self.policy, sampling, inputs, before, target, combine)
                 for name, value in stats.items():
                     totals[name] = totals.get(name, 0.0) + value
                 gradient_steps += 1
                 skipped += not applied
+                if limited:  # the step reached the target: the batch's remaining passes are skipped
+                    break
+            if limited:
+                break
         if self.config.normalize_observations and not skipped:
             preserve = [self.value[0]] if self.value is not None else []
             refresh = functools.partial(self.policy.update_normalizer, combine.moments(Moments.of(inputs)), preserve)

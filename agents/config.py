@@ -62,6 +62,10 @@ class AgentConfig:
     :param entropy_coef: weight of the entropy bonus in the policy's loss (it keeps the policy exploring
         while no reward tells its actions apart).
     :param max_grad_norm: clip each network's gradient to this norm (None: no clipping).
+    :param target_kl: the most a gradient step may move the policy, as the mean KL divergence over the batch's
+        states from the policy that sampled it: a step beyond it is halved along its direction until within (a
+        backtracking line search, as TRPO's), and the batch's remaining passes are skipped (as PPO's users
+        stop their epochs). None: no limit.
     :param log_std_init: the initial log standard deviation of a Gaussian policy (continuous actions; 0:
         std 1; Spinning Up's VPG and Tianshou's REINFORCE start at -0.5, std 0.61).
     :param action_bound: how a Gaussian's sample ``u`` becomes an action inside a Box's bounds: clipped to
@@ -90,6 +94,9 @@ class AgentConfig:
     value_learning_rate: float = setting(0.01, "Adam learning rate of the baseline V(s)")
     entropy_coef: float = setting(0.02, "weight of the entropy bonus in the loss")
     max_grad_norm: float | None = setting(None, "clip each network's gradient to this norm (none: no clipping)")
+    target_kl: float | None = setting(
+        None, "scale back a step that moves the policy further than this mean KL from the batch's (none: no limit)"
+    )
     log_std_init: float = setting(0.0, "initial log standard deviation of a Gaussian policy (continuous actions)")
     action_bound: ActionBound = setting(
         "clip", "a Gaussian's sample into a Box's bounds: clipped, or squashed by tanh (finite bounds only)"
@@ -127,6 +134,8 @@ class AgentConfig:
             )
         if self.action_bound not in ACTION_BOUNDS:
             raise ValueError(f"unknown action_bound {self.action_bound!r}: choose one of {', '.join(ACTION_BOUNDS)}")
+        if self.target_kl is not None and not (math.isfinite(self.target_kl) and self.target_kl > 0):
+            raise ValueError(f"target_kl must be > 0 and finite, or none (no limit), got {self.target_kl}")
         if self.max_grad_norm is not None and not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
             raise ValueError(f"max_grad_norm must be > 0 and finite, or none (no clipping), got {self.max_grad_norm}")
 

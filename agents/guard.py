@@ -1,6 +1,7 @@
-"""The update's guard against non-finite weights: a change to the networks (an optimizer step, a refresh of
+"""The update's guards. Against non-finite weights: a change to the networks (an optimizer step, a refresh of
 the input statistics) is applied, and undone if it leaves a NaN or an infinity in a parameter, a buffer or
-an optimizer's state.
+an optimizer's state. Against steps too large (``target_kl``): a step that moves the policy further from
+the one that sampled the batch than the target is scaled back along its direction.
 
 A finite loss and gradient do not make a finite step: a large enough learning rate, or observations near
 float32's limit folded into the first layer by the input normaliser, overflow all the same. The networks
@@ -10,9 +11,16 @@ are tiny, so copying them before each change costs little next to the forward an
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+from torch.distributions import Distribution, kl_divergence
+
+if TYPE_CHECKING:
+    from agents.distributed import Combiner
+
+SMALLEST_SCALE = 2.0**-10  # of a step scaled back for the KL target; below it the step is undone
 
 
 def _tensors(modules: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> Iterator[torch.Tensor]:
@@ -93,3 +101,36 @@ def step_or_undo(modules: Sequence[nn.Module], optimizers: Sequence[torch.optim.
             optimizer.step()
 
     return apply_or_undo(step, modules, optimizers)
+
+
+@torch.no_grad()
+def limit_kl(
+    policy: nn.Module,
+    sampling: Distribution,
+    inputs: torch.Tensor,
+    before: Sequence[torch.Tensor],
+    target: float,
+    combine: Combiner,
+) -> tuple[float, bool]:
+    """Scale the step the policy's parameters just took from ``before`` back along its direction, halving it
+    until the mean KL divergence from ``sampling`` (the policy that sampled the batch, at ``inputs``) to the
+    policy is at most ``target``; below ``SMALLEST_SCALE`` of the step, undo it. Returns that KL divergence
+    and whether the step was scaled back (a backtracking line search on the step Adam chose, as TRPO's on its
+    natural gradient)."""
+    parameters = list(policy.parameters())
+    after = [p.detach().clone() for p in parameters]
+
+    def divergence() -> float:
+        per_state = kl_divergence(sampling, policy(inputs))
+        total = combine.sum(torch.stack([per_state.double().sum(), torch.tensor(len(per_state), dtype=torch.float64)]))
+        return float(total[0] / total[1])
+
+    kl, scale = divergence(), 1.0
+    while kl > target:
+        scale /= 2
+        for parameter, start, end in zip(parameters, before, after):
+            parameter.copy_(start + (scale if scale >= SMALLEST_SCALE else 0.0) * (end - start))
+        kl = divergence()
+        if scale < SMALLEST_SCALE:
+            break
+    return kl, scale < 1.0

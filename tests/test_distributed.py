@@ -24,6 +24,7 @@ SETTINGS = {
     "batch": dict(normalize="batch", normalize_observations=True, baseline=True, entropy_coef=0.01),
     "episode": dict(normalize="episode", normalize_observations=False),
     "none, two passes": dict(normalize="none", passes=2, max_grad_norm=0.5),
+    "a KL target, three passes": dict(passes=3, learning_rate=0.05, target_kl=0.002),
 }
 
 

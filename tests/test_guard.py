@@ -1,6 +1,8 @@
-"""The guard against non-finite updates: a batch, a step or a refresh of the input statistics that would
-leave anything non-finite is undone, the weights and Adam's state as they were."""
+"""The update's guards. Against non-finite updates: a batch, a step or a refresh of the input statistics that
+would leave anything non-finite is undone, the weights and Adam's state as they were. Against steps too large:
+``target_kl`` scales a step back until the policy's mean KL divergence from the sampling one is within it."""
 
+import copy
 import math
 
 import numpy as np
@@ -70,3 +72,51 @@ def test_input_statistics_that_would_overflow_the_first_layer_are_undone():
     assert stats["skipped_steps"] == 1
     assert all(torch.isfinite(v).all() for v in agent.policy.state_dict().values())
     assert agent.policy.normalizer.count == 0  # the statistics were not refreshed
+
+
+def kl_from(sampling, agent, observations):
+    """The mean KL divergence from the ``sampling`` policy to the agent's, at the batch's states, by definition:
+    sum over actions of p log(p / q) (two actions: a Bernoulli on action 1)."""
+    inputs = torch.as_tensor(observations, dtype=torch.float32)
+    with torch.no_grad():
+        p, q = (torch.sigmoid(policy.net(policy.normalizer(inputs)).squeeze(-1)) for policy in (sampling, agent.policy))
+    p, q = p.double(), q.double()
+    return float((p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))).mean())
+
+
+def kl_batch(seed=4):
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(40, 3)).astype(np.float32)
+    episodes = [(part, rng.integers(0, 2, len(part)), rng.normal(size=len(part))) for part in (obs[:25], obs[25:])]
+    return obs, EpisodeBatch.from_episodes(episodes)
+
+
+@pytest.mark.parametrize("target", [1e-3, 1e-4])
+def test_a_step_beyond_the_kl_target_is_scaled_back_and_ends_the_passes(target):
+    config = AgentConfig(learning_rate=0.3, passes=4, target_kl=target, normalize_observations=False)
+    agent = ReinforceAgent(spaces.Box(-5, 5, (3,)), spaces.Discrete(2), config, seed=1)
+    sampling = copy.deepcopy(agent.policy)
+    observations, batch = kl_batch()
+    stats = agent.update(batch)
+    kl = kl_from(sampling, agent, observations)
+    assert 0 < kl <= target and stats["kl"] == pytest.approx(kl, rel=1e-4)
+    assert kl > target / 2.5  # halved until within: no smaller than the halving needs (KL ~ step squared)
+    assert all(state["step"] == 1 for state in agent.optimizer.state.values())  # one Adam step, no more passes
+
+
+def test_a_step_within_the_kl_target_is_kept_whole():
+    observations, batch = kl_batch()
+    free = ReinforceAgent(spaces.Box(-5, 5, (3,)), spaces.Discrete(2), AgentConfig(), seed=1)
+    limited = ReinforceAgent(spaces.Box(-5, 5, (3,)), spaces.Discrete(2), AgentConfig(target_kl=10.0), seed=1)
+    sampling = copy.deepcopy(limited.policy)
+    free.update(batch)
+    stats = limited.update(batch)
+    for name, tensor in free.policy.state_dict().items():
+        assert torch.equal(tensor, limited.policy.state_dict()[name]), name
+    assert stats["kl"] == pytest.approx(kl_from(sampling, limited, observations), rel=1e-4)
+
+
+@pytest.mark.parametrize("target", [0.0, -1.0, math.inf, math.nan])
+def test_a_kl_target_must_be_positive_and_finite(target):
+    with pytest.raises(ValueError, match="target_kl must be > 0 and finite"):
+        AgentConfig(target_kl=target)

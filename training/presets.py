@@ -29,6 +29,7 @@ TEXTBOOK: dict[str, Any] = dict(
     value_learning_rate=0.01,
     entropy_coef=0.0,
     max_grad_norm=None,
+    target_kl=None,
     log_std_init=0.0,
     action_bound="clip",
 )
