@@ -145,3 +145,14 @@ def test_a_run_trains_on_one_thread_by_default_and_leaves_the_process_as_it_foun
 
     fit(Config(eval_episodes=2, gif=False), callback=Threads(), write_run=False, verbose=False)
     assert seen == [1] and torch.get_num_threads() == before
+
+
+def test_a_run_of_an_environment_class_is_watched_by_naming_the_environment(tmp_path, capsys):
+    config = Config(max_episode_steps=50, target_return=1.0, gif=False, eval_episodes=10, logdir=str(tmp_path))
+    run_dir = fit(config, env=Corridor, verbose=False).run_dir
+    assert train.main(["--watch", str(run_dir)]) == 2  # its config.json names the class, which no registry holds
+    err = capsys.readouterr().err
+    assert "unknown environment id 'Corridor'" in err and "(or give --env)" in err and err.count("\n") == 1
+    gym.register("FitCorridor-v0", entry_point=Corridor, max_episode_steps=50)
+    assert train.main(["--watch", str(run_dir), "--env", "FitCorridor-v0", "--watch-episodes", "1"]) == 0
+    assert "episode 1: return 1 in 5 steps (limit 50)" in capsys.readouterr().out

@@ -139,10 +139,11 @@ def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, eva
     trainer.restore(agent, state)
 
 
-def saved_env(run_dir: Path) -> EnvConfig | None:
+def saved_env(run_dir: Path, check_id: bool = True) -> EnvConfig | None:
     """The environment (id, time limit, action bins) the run in ``run_dir`` was trained with, from its
     ``config.json``; None if there is no such file (a model file outside a run folder). A one-line
-    ``ValueError`` naming the file if it does not hold them."""
+    ``ValueError`` naming the file if it does not hold them, or (``check_id``) if its id is not one Gymnasium
+    knows (an environment made by a callable is saved under the callable's name)."""
     path = run_dir / CONFIG
     if not path.is_file():
         return None
@@ -157,9 +158,10 @@ def saved_env(run_dir: Path) -> EnvConfig | None:
         if value is not None and (type(value) is not int or value < least):
             raise ValueError(f"{path}: {name} must be a whole number >= {least} or null, got {value!r}")
     try:
-        check_env_id(saved["env"])
+        if check_id:
+            check_env_id(saved["env"])
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise ValueError(f"{path}: {error} (or give --env)") from None
     return EnvConfig(saved["env"], limit, action_bins=bins)
 
 
