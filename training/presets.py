@@ -90,7 +90,7 @@ CLASSIC_500K: dict[str, Any] = dict(
     total_env_steps=500_000,  # the budget of the README's solve protocol
     eval_every_steps=10_000,
     eval_episodes=100,
-    stop_when_solved=False,  # the suite draws whole curves (the solve benchmark, bench/solve.py, stops)
+    stop_when_solved=False,  # the suite draws whole curves (the solve benchmark, python -m bench.solve, stops)
 )
 
 # Per environment: the protocol, then the agent settings measured best on it. A measured setting goes in its
