@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return say(f"error: {problem}", 2)
     except RunWriteError as problem:  # a full disk or lost permissions: what was written before is intact
         return say(f"error: {problem}", EXIT_WRITE_FAILED)
+    except OSError as problem:  # --watch or --heuristic: a file that cannot be read or written
+        return say(f"error: {problem}", 2)
     if result.stopped is None:
         if MAIN:
             report(result, config)
@@ -68,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 128 + signal.Signals[result.stopped]
     if result.trained:  # stopped while finishing: its checkpoint is written
         return say(f"{result.stopped} after training; its checkpoint is in {result.run_dir}", status)
-    launcher = Workers(size=int(os.environ.get("WORLD_SIZE", "1"))).launcher  # as many workers as the run had
-    resume = f"{launcher} train.py --resume {shlex.quote(str(result.run_dir))}"
+    resume = Workers(size=int(os.environ.get("WORLD_SIZE", "1"))).resume_command(result.run_dir)
     return say(
         f"{result.stopped}: stopped after update {result.state.updates}, saved {result.run_dir / CHECKPOINT}; "
         f"resume with: {resume}",

@@ -120,7 +120,6 @@ class Policy(nn.Module):
         super().__init__()
         self.head = head_for(n_actions, action_dim)
         self.continuous = action_dim is not None
-        self.n_actions = n_actions
         self.activation = activation
         self.net = mlp(obs_dim, self.head.outputs, hidden_sizes, activation)
         self.normalizer = ObservationNormalizer(obs_dim) if normalize_observations else nn.Identity()

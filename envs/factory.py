@@ -7,10 +7,10 @@ import difflib
 import functools
 import importlib
 import importlib.metadata
+import inspect
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -71,10 +71,10 @@ def time_limit(env: str | EnvFactory, max_episode_steps: int | None = None) -> i
     (Gymnasium's CliffWalking-v1 has none)."""
     if max_episode_steps is not None:
         return max_episode_steps
-    spec = check_env_id(env) if isinstance(env, str) else _made_spec(env)
-    if spec is None or spec.max_episode_steps is None:
+    limit = check_env_id(env).max_episode_steps if isinstance(env, str) else _made_limit(env)
+    if limit is None:
         raise no_time_limit(env_name(env))
-    return spec.max_episode_steps
+    return limit
 
 
 def no_time_limit(name: str) -> ValueError:
@@ -89,7 +89,28 @@ def env_name(env: str | EnvFactory) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "env"
 
 
-def _made_spec(factory: EnvFactory) -> gym.envs.registration.EnvSpec | None:
+def _own_limit(env: gym.Env) -> int | None:
+    """The time limit an environment carries: its registry entry's, or that of a ``TimeLimit`` among its
+    wrappers (a class of one's own wrapped by hand has no registry entry)."""
+    if env.spec is not None and env.spec.max_episode_steps is not None:
+        return env.spec.max_episode_steps
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, TimeLimit):
+            return env._max_episode_steps
+        env = env.env
+    return None
+
+
+def _made_limit(factory: EnvFactory) -> int | None:
+    """The time limit of the environment ``factory`` makes (see ``_own_limit``)."""
+    env = factory()
+    try:
+        return _own_limit(env)
+    finally:
+        env.close()
+
+
+def made_spec(factory: EnvFactory) -> gym.envs.registration.EnvSpec | None:
     """The registry entry of the environment ``factory`` makes (one made by ``gymnasium.make`` has one; an
     instance of one's own class has none)."""
     env = factory()
@@ -146,11 +167,18 @@ def make_env(
 
 def _own_env(factory: EnvFactory, max_episode_steps: int | None, render_mode: str | None) -> gym.Env:
     """What ``factory`` makes, asked to render in ``render_mode`` where it takes one, cut at ``max_episode_steps``."""
-    try:
-        env = factory() if render_mode is None else factory(render_mode=render_mode)
-    except TypeError:  # a class or function without a render_mode argument: an environment that does not draw
-        env = factory()
+    env = factory(render_mode=render_mode) if render_mode is not None and _takes_render_mode(factory) else factory()
     return env if max_episode_steps is None else TimeLimit(env, max_episode_steps)
+
+
+def _takes_render_mode(factory: EnvFactory) -> bool:
+    """Whether ``factory`` takes a ``render_mode`` argument (a class or function without one makes an environment
+    that does not draw)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (some builtins)
+        return False
+    return any(p.name == "render_mode" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def discretize_actions(env: gym.Env, bins: int | None) -> gym.Env:
@@ -188,7 +216,7 @@ def _checked(env_id: str | EnvFactory, max_episode_steps: int | None, build: Cal
         check_spaces(*_spaces(env))
         if isinstance(env_id, str):
             time_limit(env_id, max_episode_steps)
-        elif isinstance(env, gym.Env) and max_episode_steps is None and not (env.spec and env.spec.max_episode_steps):
+        elif isinstance(env, gym.Env) and max_episode_steps is None and _own_limit(env) is None:
             raise no_time_limit(env_name(env_id))  # what the callable made must carry its own limit
     except ValueError:
         env.close()
@@ -255,47 +283,3 @@ def _own_vector_env(
     build = functools.partial(make_env, factory, max_episode_steps, action_bins=action_bins)
     vector = AsyncVectorEnv if vectorization == "async" else SyncVectorEnv
     return vector([build] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
-
-
-@dataclass(frozen=True)
-class EnvConfig:
-    """An environment and how a run builds it, as one object: what training, evaluation, the GIF and
-    ``--watch`` all need.
-
-    :param env: a Gymnasium id, ``module:EnvId`` (see ``check_env_id``), or a callable that makes one
-        environment (a class of one's own needs no registration).
-    :param max_episode_steps: the time limit (None: the environment's own).
-    :param vectorization: one of ``VECTORIZATIONS``.
-    :param action_bins: discretise Box actions into this many values per dimension (None: keep them).
-    """
-
-    env: str | EnvFactory
-    max_episode_steps: int | None = None
-    vectorization: str = "auto"
-    action_bins: int | None = None
-
-    @property
-    def name(self) -> str:
-        """The id, or the callable's name."""
-        return env_name(self.env)
-
-    @functools.cached_property
-    def spec(self) -> gym.envs.registration.EnvSpec | None:
-        """The registry entry (for a callable: of what it makes, None for an instance of one's own class)."""
-        return check_env_id(self.env) if isinstance(self.env, str) else _made_spec(self.env)
-
-    def time_limit(self) -> int:
-        """The most steps an episode lasts (see ``time_limit``)."""
-        if self.max_episode_steps is not None:
-            return self.max_episode_steps
-        if self.spec is None or self.spec.max_episode_steps is None:
-            raise no_time_limit(self.name)
-        return self.spec.max_episode_steps
-
-    def make(self, render_mode: str | None = None) -> gym.Env:
-        """One environment (see ``make_env``)."""
-        return make_env(self.env, self.max_episode_steps, render_mode, self.action_bins)
-
-    def make_vector(self, num_envs: int) -> VectorEnv:
-        """``num_envs`` environments stepped together (see ``make_vector_env``)."""
-        return make_vector_env(self.env, num_envs, self.max_episode_steps, self.vectorization, self.action_bins)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.factory import EnvConfig
+from envs.config import EnvConfig
 from envs.rollout import collect_episodes, split_episodes
 
 CARTPOLE_OBSERVATION = ("cart position", "cart velocity", "pole angle", "pole angular velocity")

@@ -12,7 +12,8 @@ import numpy as np
 from PIL import Image
 
 from agents import CheckpointError, ReinforceAgent
-from envs.factory import LONGEST_EPISODE, EnvConfig, episode_too_long
+from envs.config import EnvConfig
+from envs.factory import LONGEST_EPISODE, episode_too_long
 
 # pygame must not look for a display when rendering to arrays (servers, CI).
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")

@@ -177,7 +177,7 @@ def test_torchrun_resumes_a_run_exactly(tmp_path):
     assert alone.returncode == 2
     assert alone.stderr.strip().splitlines() == [
         "train.py: error: the run had 2 worker(s), this launch has 1: "
-        "resume it with torchrun [the same 2 workers] train.py --resume"
+        f"resume it with torchrun [the same 2 workers] train.py --resume {run}"
     ]
 
 

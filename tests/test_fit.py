@@ -12,7 +12,7 @@ from builders import only_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
-from training import Callback, Config, fit
+from training import Callback, Config, fit, saved_config
 
 SHORT = dict(total_env_steps=6000, eval_every_steps=2000, eval_episodes=10, gif=False, seed=3)
 
@@ -112,10 +112,19 @@ def test_fit_resumes_a_run_exactly(tmp_path):
     assert rates[0] == rates[1] < config.learning_rate  # the schedule resumed where it was
 
 
-def test_a_resume_that_would_change_the_agent_is_refused(tmp_path):
-    first = fit(Config(max_updates=1, eval_episodes=2, gif=False, logdir=str(tmp_path)), verbose=False)
+def test_a_resume_changes_only_the_budget_evaluation_and_housekeeping(tmp_path):
+    config = Config(max_updates=1, eval_episodes=2, gif=False, seed=5, num_envs=4, logdir=str(tmp_path))
+    first = fit(config, verbose=False)
+    saved = saved_config(first.run_dir)
+    assert saved == config
     with pytest.raises(ValueError, match="cannot change the agent's settings \\(learning_rate\\)"):
-        fit(Config(max_updates=2, learning_rate=0.5, logdir=str(tmp_path)), resume=first.run_dir)
+        fit(replace(saved, max_updates=2, learning_rate=0.5), resume=first.run_dir)
+    with pytest.raises(ValueError, match="cannot change the run's settings \\(seed, num_envs\\)"):
+        fit(Config(max_updates=2, logdir=str(tmp_path)), resume=first.run_dir)  # a fresh Config is not the run's
+    with pytest.raises(ValueError, match="writes into its own folder"):
+        fit(resume=first.run_dir, write_run=False)
+    resumed = fit(replace(saved, max_updates=2, eval_episodes=3), resume=first.run_dir, verbose=False)
+    assert resumed.state.updates == 2 and resumed.summary["final_eval"]["episodes"] == 3
 
 
 def test_every_better_check_keeps_its_agent(tmp_path):
@@ -156,3 +165,11 @@ def test_a_run_of_an_environment_class_is_watched_by_naming_the_environment(tmp_
     gym.register("FitCorridor-v0", entry_point=Corridor, max_episode_steps=50)
     assert train.main(["--watch", str(run_dir), "--env", "FitCorridor-v0", "--watch-episodes", "1"]) == 0
     assert "episode 1: return 1 in 5 steps (limit 50)" in capsys.readouterr().out
+
+
+def test_an_annealed_run_ends_at_a_rate_of_zero_not_below(tmp_path):
+    result = fit(Config(anneal_lr=True, total_env_steps=700, stop_when_solved=False, eval_episodes=2, gif=False,
+                        logdir=str(tmp_path)), verbose=False)  # fmt: skip
+    assert result.state.env_steps > 700
+    saved = torch.load(result.run_dir / "model.pt", weights_only=True)["optimizer"]["param_groups"][0]
+    assert result.agent.optimizer.param_groups[0]["lr"] == 0.0 == saved["lr"]

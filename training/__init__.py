@@ -4,7 +4,7 @@ logs that ``train.py`` and ``bench/`` share. It uses ``agents`` and ``envs``; ne
 from training.evaluation import Evaluation, Evaluator, solves, target_return
 from training.fit import Callback, FitResult, fit
 from training.presets import PRESETS, TUNED
-from training.run_files import RunWriteError
+from training.run_files import RunWriteError, saved_config
 from training.settings import Config, config_from_args, make_config, parse_args
 from training.trainer import RunState, Trainer, Update
 from training.workers import Workers
@@ -26,6 +26,7 @@ __all__ = [
     "fit",
     "make_config",
     "parse_args",
+    "saved_config",
     "solves",
     "target_return",
 ]

@@ -15,23 +15,11 @@ from typing import Any
 
 from agents import ReinforceAgent
 from envs.factory import EnvFactory
-from training.evaluation import Evaluation
-from training.loop import Run
-from training.run_files import BEST_MODEL
+from training.loop import Callback, Run, best_agent
+from training.run_files import RunWriteError
 from training.settings import Config
-from training.trainer import RunState, Update
+from training.trainer import RunState
 from training.workers import Workers
-
-
-class Callback:
-    """Hooks into ``fit``'s loop, called on the main process (under torchrun, rank 0). Either may return True
-    to stop the run there; it then ends as a run out of budget does (model, final evaluation, summary)."""
-
-    def on_update(self, state: RunState, update: Update) -> bool | None:
-        """After every update: the run's counters, and what the update learnt from and reported."""
-
-    def on_check(self, state: RunState, evaluation: Evaluation) -> bool | None:
-        """After every check (the greedy and the sampled evaluations, ``evaluation.greedy`` and ``.sampled``)."""
 
 
 @dataclass
@@ -58,9 +46,7 @@ class FitResult:
 
     def best_agent(self) -> ReinforceAgent | None:
         """The agent of the best greedy check (``best_model.pt``), or None before any check."""
-        if self.run_dir is not None and (self.run_dir / BEST_MODEL).is_file():
-            return ReinforceAgent.load(self.run_dir / BEST_MODEL)
-        return None if self.best_state is None else ReinforceAgent.from_state_dict(self.best_state)
+        return best_agent(self.run_dir, self.best_state)
 
 
 def fit(
@@ -88,6 +74,8 @@ def fit(
     :raises ValueError: bad settings, environments or run folders (one line; nothing written).
     :raises training.RunWriteError: a file of the run could not be written (the last checkpoint stays intact).
     """
+    if resume is not None and not write_run:
+        raise ValueError("a resumed run writes into its own folder: leave write_run on")
     workers = Workers.from_environment()  # under torchrun: this worker's rank, its process group joined
     try:
         run = Run(config, env, resume, workers, write_run, verbose)
@@ -96,8 +84,12 @@ def fit(
         raise
     try:
         stopped, trained, summary = run.train(callback or Callback())
-    finally:
+    except RunWriteError:
         run.close()
+        if run.trained:  # failed while finishing, on the main worker: the others wait at the barrier
+            workers.close()
+        raise
+    run.close()
     workers.close()  # not after an exception: the other workers may never reach the barrier
     trainer = run.trainer
     return FitResult(trainer.agent, trainer.state, summary, run.run_dir, stopped, trained, run.best_state)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import copy
 import os
-import shlex
 import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -51,14 +50,26 @@ from training.trainer import RunState, Trainer, Update
 from training.workers import Workers
 
 NONFINITE = "nonfinite"  # why a run stopped: too many non-finite updates in a row
+ENDED = "ended"  # the target or a callback ended training: the run finishes as one out of budget
 
 
-class Callback(Protocol):
-    """``training.Callback``'s two hooks, as the loop calls them."""
+class Callback:
+    """Hooks into ``fit``'s loop, called on the main process (under torchrun, rank 0). Either may return True
+    to stop the run there; it then ends as a run out of budget does (model, final evaluation, summary)."""
 
-    def on_update(self, state: RunState, update: Update) -> bool | None: ...
+    def on_update(self, state: RunState, update: Update) -> bool | None:
+        """After every update: the run's counters, and what the update learnt from and reported."""
 
-    def on_check(self, state: RunState, evaluation: Evaluation) -> bool | None: ...
+    def on_check(self, state: RunState, evaluation: Evaluation) -> bool | None:
+        """After every check (the greedy and the sampled evaluations, ``evaluation.greedy`` and ``.sampled``)."""
+
+
+def best_agent(run_dir: Path | None, best_state: dict[str, Any] | None) -> ReinforceAgent | None:
+    """The best check's agent: ``best_model.pt`` in the run's folder, else the state kept in memory; None
+    before any check (or where a resumed run's file was removed)."""
+    if run_dir is not None and (run_dir / BEST_MODEL).is_file():
+        return ReinforceAgent.load(run_dir / BEST_MODEL)
+    return None if best_state is None else ReinforceAgent.from_state_dict(best_state)
 
 
 def _agreed(error: str | None, workers: Workers) -> None:
@@ -86,6 +97,7 @@ class Run:
         self.trainer: Trainer | None = None
         self.evaluator: Evaluator | None = None
         self.best_state: dict[str, Any] | None = None
+        self.trained = False  # whether the loop reached its end
         error = None
         try:  # every check that can fail on bad input, on every worker, before anything is written
             checkpoint = read_run(Path(resume)) if resume is not None else None
@@ -134,6 +146,7 @@ class Run:
         ``RunWriteError``."""
         try:
             stopped = self._loop(callback)
+            self.trained = stopped is None
             if stopped is not None:
                 return stopped, False, None
             summary = None
@@ -146,8 +159,7 @@ class Run:
         except OSError as problem:  # a full disk or lost permissions: what was written before is intact
             kept = "no checkpoint"
             if self.run_dir is not None and (self.run_dir / CHECKPOINT).is_file():
-                resume = f"{self.workers.launcher} train.py --resume {shlex.quote(str(self.run_dir))}"
-                kept = f"its last checkpoint is intact: {resume}"
+                kept = f"its last checkpoint is intact: {self.workers.resume_command(self.run_dir)}"
             raise RunWriteError(f"cannot write in {self.run_dir}: {problem.strerror or problem} ({kept})") from None
 
     def _loop(self, callback: Callback) -> str | None:
@@ -176,9 +188,10 @@ class Run:
                         stop = NONFINITE
                     elif not ended and self.write and state.updates % config.checkpoint_every == 0:
                         save_run(self.run_dir, trainer, evaluator)
-                if stop is None and signals.received is not None:  # a signal to any worker stops them all
+                if stop is None and not ended and signals.received is not None:  # a signal to any worker stops all
                     stop = signal.Signals(signals.received).name
-                stop, ended = self.workers.first(stop), bool(self.workers.first(ended or None))
+                decision = self.workers.first(stop or (ENDED if ended else None))  # the first worker's, on each
+                stop, ended = (None, True) if decision == ENDED else (decision, False)
             if main and self.write:
                 save_run(self.run_dir, trainer, evaluator)
         bar.total = bar.n  # stopped before the budget: end the bar where training ended, with no ETA
@@ -204,6 +217,8 @@ class Run:
                 ended = True
             elif state.solved_at == state.env_steps:  # else the end says it, once
                 self._say(bar, f"solved at {state.env_steps} env steps: greedy mean {evaluation.greedy.mean():.1f}")
+            if self.write and state.best_at == state.env_steps:  # best_model.pt and the counters saying so, together
+                save_run(self.run_dir, self.trainer, self.evaluator)
             ended = bool(callback.on_check(state, evaluation)) or ended
         return ended
 
@@ -239,8 +254,8 @@ class Run:
         if new:
             self._record(evaluation)
         greedy, sampled = evaluation.greedy, evaluation.sampled
-        best_agent = self._best_agent()
-        best = None if best_agent is None else self.evaluator.reevaluate(best_agent)
+        best_so_far = best_agent(self.run_dir if self.write else None, self.best_state)
+        best = None if best_so_far is None else self.evaluator.reevaluate(best_so_far)
         summary = run_summary(trainer, self.target, greedy, sampled, best)
         if not self.write:
             return summary
@@ -257,12 +272,6 @@ class Run:
             self._record_gif()
         return summary
 
-    def _best_agent(self) -> ReinforceAgent | None:
-        """The best check's agent; None where it is gone (a resumed run's best_model.pt removed by hand)."""
-        if not self.write:
-            return ReinforceAgent.from_state_dict(self.best_state)
-        return ReinforceAgent.load(self.run_dir / BEST_MODEL) if (self.run_dir / BEST_MODEL).is_file() else None
-
     def _record_gif(self) -> None:
         """The GIF of one greedy episode; one that cannot be recorded is only a warning."""
         try:
@@ -270,6 +279,8 @@ class Run:
             write_atomically(self.run_dir / GIF, lambda file: file.write(gif))
             log_gif(self.writer, "videos/greedy_episode", gif, height, width, self.trainer.state.env_steps)
         except Exception as error:  # rendering is the environment's code (OpenGL, render modes): only the GIF is lost
+            if not self.verbose:
+                return
             reason = (str(error).strip().splitlines() or [""])[0][:120]
             print(
                 f"{_program()}: warning: no GIF ({type(error).__name__}: {reason}); the run's results are saved "

@@ -1,5 +1,6 @@
 """A run's files: its folder and lock, its checkpoint (settings, agent, counters, evaluation schedule), and the
-agent to load from a model file or a run. Every file is written through ``agents.files`` (atomically)."""
+agent to load from a model file or a run. The checkpoint and the JSON files are written atomically, through
+``agents.files``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from agents import CheckpointError, ReinforceAgent
 from agents.files import load_safely, remove_temporary_files, save_atomically, write_json
 from envs import EnvConfig, check_env_id
 from training.evaluation import Evaluator
-from training.settings import Config
+from training.settings import Config, resumed_config
 from training.trainer import RunState, Trainer
 from training.workers import Workers
 
@@ -119,6 +120,12 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     return checkpoint
 
 
+def saved_config(run_dir: Path) -> Config:
+    """The settings of the run in ``run_dir``, as its checkpoint holds them (``fit(replace(saved_config(run_dir),
+    total_env_steps=...), resume=run_dir)`` continues it with a larger budget)."""
+    return resumed_config(read_run(run_dir)["config"], {})
+
+
 def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, evaluator: Evaluator) -> None:
     """Put the saved agent, counters and evaluation schedule of the run in ``run_dir`` into a freshly
     built ``trainer`` and ``evaluator``; a one-line error if they do not fit."""
@@ -134,7 +141,7 @@ def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, eva
     if workers != trainer.workers.size:  # each worker plays its own episodes: the batch would change
         raise ValueError(
             f"the run had {workers} worker(s), this launch has {trainer.workers.size}: resume it "
-            f"with {Workers(size=workers).launcher} train.py --resume"
+            f"with {Workers(size=workers).resume_command(run_dir)}"
         )
     trainer.restore(agent, state)
 

@@ -13,10 +13,13 @@ from typing import Any
 
 from agents import AgentConfig
 from agents.config import check_seed, setting
-from envs.factory import VECTORIZATIONS, EnvConfig, EnvFactory, env_name
+from envs.config import EnvConfig
+from envs.factory import VECTORIZATIONS, EnvFactory, env_name
 from training.presets import PRESETS, tuned
 
 AGENT_SETTINGS = tuple(f.name for f in fields(AgentConfig))
+# what a resumed run may change: its budget, its evaluation, and the housekeeping (fields with experiment=False)
+BUDGET_AND_EVALUATION = ("total_env_steps", "max_updates", "eval_every_steps", "eval_episodes", "target_return")
 
 
 @dataclass
@@ -122,6 +125,11 @@ class Config(AgentConfig):
         return {name: "none" if value is None else value for name, value in shown.items()}
 
 
+RESUMABLE = {*BUDGET_AND_EVALUATION, "stop_when_solved"} | {
+    f.name for f in fields(Config) if not f.metadata.get("experiment", True)
+}
+
+
 def ordered_fields() -> list[Field]:
     """The fields of ``Config``, the run's settings before the agent's (for ``--help`` and logs)."""
     return sorted(fields(Config), key=lambda f: f.name in AGENT_SETTINGS)
@@ -143,30 +151,38 @@ def make_config(flags: dict[str, Any], preset: str | None = None, saved: dict[st
 
 
 def resumed_config(saved: dict[str, Any], changes: dict[str, Any]) -> Config:
-    """A resumed run's settings: its ``saved`` ones with ``changes`` (the budget, the housekeeping); a one-line
-    ``ValueError`` if they would change the agent, whose weights were learnt with those settings."""
+    """A resumed run's settings: its ``saved`` ones with ``changes``, which may touch only the budget, the
+    evaluation and the housekeeping (``RESUMABLE``); a one-line ``ValueError`` for any other, since the agent's
+    weights were learnt with them and its environments and batches follow from them."""
     try:
         before = Config(**saved)
     except (TypeError, ValueError) as error:
         raise ValueError(f"the run's saved settings are unusable ({error}): start a new run") from None
     config = Config(**{**asdict(before), **changes})
-    changed = [name for name in AGENT_SETTINGS if getattr(config, name) != getattr(before, name)]
+    changed = [
+        f.name for f in fields(Config) if f.name not in RESUMABLE and getattr(config, f.name) != getattr(before, f.name)
+    ]
     if changed:
-        raise ValueError(f"--resume cannot change the agent's settings ({', '.join(changed)}): start a new run")
+        what = "the agent's settings" if set(changed) <= set(AGENT_SETTINGS) else "the run's settings"
+        raise ValueError(
+            f"--resume cannot change {what} ({', '.join(changed)}): start a new run (a resume may change the "
+            "budget, the evaluation and the housekeeping)"
+        )
     return config
 
 
 def run_settings(
     config: Config | None, env: str | EnvFactory | None, saved: dict[str, Any] | None
 ) -> tuple[Config, EnvConfig]:
-    """A run's settings and environment: ``config`` (default ``Config()``), or a resumed run's ``saved`` ones
-    changed by ``config`` (see ``resumed_config``); its environment ``env`` where one is given (an id, or a
-    callable whose name then stands for it in ``config.env``)."""
-    if saved is not None:
-        config = resumed_config(saved, asdict(config) if config is not None else {})
-    config = config or Config()
+    """A run's settings and environment: ``config`` (default ``Config()``; for a resumed run its ``saved`` ones,
+    which a ``config`` given may change only as ``resumed_config`` allows); its environment ``env`` where one
+    is given (an id, or a callable whose name then stands for it in ``config.env``)."""
+    if config is None:
+        config = resumed_config(saved, {}) if saved is not None else Config()
     if env is not None:
         config = replace(config, env=env if isinstance(env, str) else env_name(env))
+    if saved is not None:
+        config = resumed_config(saved, asdict(config))
     env_config = config.env_config()
     return config, env_config if env is None or isinstance(env, str) else replace(env_config, env=env)
 

@@ -1,11 +1,12 @@
-"""One training iteration: collect complete episodes, update the agent, count (``training.loop.fit`` runs
-them); and the checks that the threads and the networks fit the machine."""
+"""One training iteration: collect complete episodes, update the agent, count (the loop of ``training.fit``
+runs them); and the checks that the threads and the networks fit the machine."""
 
 from __future__ import annotations
 
 import functools
 import os
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,7 +87,9 @@ class Trainer:
         # (by env steps before the update): the first update at the full rate, none at 0; set from the run's
         # counters, so a resumed run follows the same schedule
         self.schedules = [
-            torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0 - state.env_steps / self.config.total_env_steps)
+            torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda _: max(0.0, 1.0 - state.env_steps / self.config.total_env_steps)
+            )
             for optimizer in (agent.optimizers if self.config.anneal_lr else [])
         ]
 
@@ -117,8 +120,10 @@ class Trainer:
         state.episodes += episodes
         state.skipped_updates += update.skipped
         state.skipped_in_a_row = state.skipped_in_a_row + 1 if update.skipped else 0
-        for schedule in self.schedules:  # the next update's rates
-            schedule.step()
+        with warnings.catch_warnings():  # torch's hint for a first update whose step was undone as not finite
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+            for schedule in self.schedules:  # the next update's rates
+                schedule.step()
         return update
 
     def close(self) -> None:

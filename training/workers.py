@@ -4,7 +4,9 @@ episode statistics. Without torchrun there is one worker, and nothing distribute
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +51,10 @@ class Workers:
     def launcher(self) -> str:
         """How to start these workers again (a resumed run needs as many as the run had)."""
         return "python" if self.size == 1 else f"torchrun [the same {self.size} workers]"
+
+    def resume_command(self, run_dir: Path) -> str:
+        """The command that continues the run in ``run_dir`` with as many workers."""
+        return f"{self.launcher} train.py --resume {shlex.quote(str(run_dir))}"
 
     def first(self, value: Any) -> Any:
         """The first value that is not None among every worker's, in rank order, on every worker: a
