@@ -126,11 +126,9 @@ def limit_kl(
         return float(total[0] / total[1])
 
     kl, scale = divergence(), 1.0
-    while kl > target:
-        scale /= 2
+    while kl > target and scale > 0:
+        scale = scale / 2 if scale / 2 >= SMALLEST_SCALE else 0.0
         for parameter, start, end in zip(parameters, before, after):
-            parameter.copy_(start + (scale if scale >= SMALLEST_SCALE else 0.0) * (end - start))
+            parameter.copy_(start + scale * (end - start))
         kl = divergence()
-        if scale < SMALLEST_SCALE:
-            break
     return kl, scale < 1.0

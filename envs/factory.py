@@ -103,19 +103,20 @@ def _own_limit(env: gym.Env) -> int | None:
 
 def _made_limit(factory: EnvFactory) -> int | None:
     """The time limit of the environment ``factory`` makes (see ``_own_limit``)."""
-    env = factory()
-    try:
-        return _own_limit(env)
-    finally:
-        env.close()
+    return _read_made(factory, _own_limit)
 
 
 def made_spec(factory: EnvFactory) -> gym.envs.registration.EnvSpec | None:
     """The registry entry of the environment ``factory`` makes (one made by ``gymnasium.make`` has one; an
     instance of one's own class has none)."""
+    return _read_made(factory, lambda env: env.spec)
+
+
+def _read_made(factory: EnvFactory, read: Callable[[gym.Env], Any]) -> Any:
+    """``read`` of one environment ``factory`` makes, closed afterwards."""
     env = factory()
     try:
-        return env.spec
+        return read(env)
     finally:
         env.close()
 

@@ -89,15 +89,17 @@ class Evaluator:
         stream = EVALUATION if deterministic else SAMPLED_EVALUATION
         seed = derive_seed(self.config.seed, stream, self.evaluations[deterministic])
         self.evaluations[deterministic] += 1
-        rng, limit = np.random.default_rng(seed), self.env_config.time_limit()
-        return evaluate(agent, self.env, self.config.eval_episodes, deterministic, rng, seed, limit)
+        return self._episodes(agent, deterministic, seed)
 
     def reevaluate(self, agent: ReinforceAgent) -> np.ndarray:
         """The greedy returns of ``eval_episodes`` fresh episodes, on a stream of their own: the best check's
         agent measured again, since a best chosen among noisy checks is an optimistic estimate."""
-        seed = derive_seed(self.config.seed, BEST_EVALUATION)
+        return self._episodes(agent, True, derive_seed(self.config.seed, BEST_EVALUATION))
+
+    def _episodes(self, agent: ReinforceAgent, deterministic: bool, seed: int) -> np.ndarray:
+        """The returns of ``eval_episodes`` episodes, environments and sampling seeded from ``seed``."""
         rng, limit = np.random.default_rng(seed), self.env_config.time_limit()
-        return evaluate(agent, self.env, self.config.eval_episodes, True, rng, seed, limit)
+        return evaluate(agent, self.env, self.config.eval_episodes, deterministic, rng, seed, limit)
 
     def check(self, agent: ReinforceAgent, env_steps: int) -> tuple[Evaluation, bool]:
         """The greedy and the sampled evaluations of the agent at ``env_steps``, and whether they are new:

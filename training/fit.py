@@ -65,11 +65,12 @@ def fit(
     :param env: the environment, when it is not ``config.env``: a Gymnasium id, ``module:EnvId``, or a callable
         that makes one environment (a class of one's own, unregistered; it needs a time limit of its own or
         ``config.max_episode_steps``, and ``config.target_return`` for a target).
-    :param resume: a run folder to continue, with its saved settings (``config``, when given, may change the
-        budget and the housekeeping, not the agent; a callable environment is passed again as ``env``).
+    :param resume: a run folder to continue, with its saved settings; a ``config`` given beside it may differ from
+        them only in the budget, the evaluation and the housekeeping (``saved_config`` reads them), and a
+        callable environment is passed again as ``env``.
     :param callback: hooks called after every update and every check, able to stop the run.
     :param write_run: write the run's folder under ``config.logdir``; without it nothing is written (the best
-        agent is kept in memory) and nothing can be resumed.
+        agent is kept in memory) and nothing can be resumed (a resumed run always writes into its folder).
     :param verbose: print the progress bar and the statistics lines.
     :raises ValueError: bad settings, environments or run folders (one line; nothing written).
     :raises training.RunWriteError: a file of the run could not be written (the last checkpoint stays intact).

@@ -186,7 +186,12 @@ class Run:
                     ended = self._after_update(update, bar, callback)
                     if not ended and state.skipped_in_a_row >= config.max_nonfinite_updates:
                         stop = NONFINITE
-                    elif not ended and self.write and state.updates % config.checkpoint_every == 0:
+                    # best_model.pt is checkpointed with the counters that name it
+                    elif (
+                        not ended
+                        and self.write
+                        and (state.updates % config.checkpoint_every == 0 or state.best_at == state.env_steps)
+                    ):
                         save_run(self.run_dir, trainer, evaluator)
                 if stop is None and not ended and signals.received is not None:  # a signal to any worker stops all
                     stop = signal.Signals(signals.received).name
@@ -217,8 +222,6 @@ class Run:
                 ended = True
             elif state.solved_at == state.env_steps:  # else the end says it, once
                 self._say(bar, f"solved at {state.env_steps} env steps: greedy mean {evaluation.greedy.mean():.1f}")
-            if self.write and state.best_at == state.env_steps:  # best_model.pt and the counters saying so, together
-                save_run(self.run_dir, self.trainer, self.evaluator)
             ended = bool(callback.on_check(state, evaluation)) or ended
         return ended
 

@@ -177,12 +177,11 @@ def run_settings(
     """A run's settings and environment: ``config`` (default ``Config()``; for a resumed run its ``saved`` ones,
     which a ``config`` given may change only as ``resumed_config`` allows); its environment ``env`` where one
     is given (an id, or a callable whose name then stands for it in ``config.env``)."""
-    if config is None:
-        config = resumed_config(saved, {}) if saved is not None else Config()
-    if env is not None:
-        config = replace(config, env=env if isinstance(env, str) else env_name(env))
+    label = {} if env is None else {"env": env if isinstance(env, str) else env_name(env)}
     if saved is not None:
-        config = resumed_config(saved, asdict(config))
+        config = resumed_config(saved, {**(asdict(config) if config is not None else {}), **label})
+    else:
+        config = replace(config or Config(), **label)
     env_config = config.env_config()
     return config, env_config if env is None or isinstance(env, str) else replace(env_config, env=env)
 
