@@ -138,7 +138,7 @@ def watch(config: Config, target: str, given: set[str]) -> None:
     ``--env``, ``--max-episode-steps`` and ``--discretize-actions`` name when they are ``given`` (its spaces must
     fit the agent's)."""
     agent, path = load_agent(Path(target))
-    saved = saved_env(path.parent, check_id="env" not in given) or config.env_config()
+    saved = saved_env(path.parent, config.env if "env" in given else None) or config.env_config()
     env = EnvConfig(
         config.env if "env" in given else saved.env,
         config.max_episode_steps if "max_episode_steps" in given else saved.max_episode_steps,

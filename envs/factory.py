@@ -37,6 +37,18 @@ def episode_too_long(max_episode_steps: int) -> ValueError:
     )
 
 
+def untrusted_module(saved_env: str, given_env: str | None, source: str) -> None:
+    """A one-line ``ValueError`` when ``saved_env``, an id read from ``source`` (a file), is ``module:EnvId`` and
+    the user did not name that same id: importing a module runs its code, and a file from elsewhere (a shared run
+    folder) may name one it brings along. Naming it on the command line (or to ``fit``) is the user's choice."""
+    module = saved_env.rpartition(":")[0]
+    if module and given_env != saved_env:
+        raise ValueError(
+            f"{source} names the environment {saved_env!r}, whose module {module!r} would be imported (its code "
+            f"run): to trust it, give the environment yourself (--env {saved_env})"
+        )
+
+
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     """The registry entry of ``env_id``, or a one-line ``ValueError`` (with close matches for a typo).
 

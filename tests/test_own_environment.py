@@ -8,7 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from builders import ROOT, only_run, run_cli
+import torch
+from builders import ROOT, one_line, only_run, run_cli
+
+from training import fit
 
 ENV = "my_envs:Corridor-v0"
 
@@ -35,7 +38,9 @@ def test_train_watch_and_resume_an_environment_of_one_s_own(user_folder):
     ]
     run = only_run(folder / "runs")
     assert run.name.startswith("my_envs.Corridor-v0__reinforce__1__")  # no colon in a folder name
-    watched = run_cli("--watch", str(run), "--watch-episodes", "2", cwd=folder, env=env)
+    refused = run_cli("--watch", str(run), cwd=folder, env=env)  # a run folder names a module: the user must
+    assert refused.returncode == 2 and f"(--env {ENV})" in refused.stderr  # name it to run it
+    watched = run_cli("--watch", str(run), "--env", ENV, "--watch-episodes", "2", cwd=folder, env=env)
     assert watched.returncode == 0, watched.stderr
     assert watched.stdout.splitlines() == [
         f"playing {run / 'model.pt'}",  # which of the run's agents it plays
@@ -45,7 +50,7 @@ def test_train_watch_and_resume_an_environment_of_one_s_own(user_folder):
     ]
     elsewhere = run_cli("--watch", str(run), "--env", "my_envs:Nothing-v0", cwd=folder, env=env)
     assert elsewhere.returncode == 2 and "my_envs registers no environment" in elsewhere.stderr
-    resumed = run_cli("--resume", str(run), "--max-updates", "110", cwd=folder, env=env)  # 5 updates more
+    resumed = run_cli("--resume", str(run), "--env", ENV, "--max-updates", "110", cwd=folder, env=env)
     assert resumed.returncode == 0 and "solved at" in resumed.stdout, resumed.stderr
 
 
@@ -76,3 +81,32 @@ def test_a_module_that_does_not_import_or_register_is_one_line(user_folder, args
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"train.py: error: {message}")
     assert not (folder / "runs").exists()
+
+
+def test_a_run_folder_from_elsewhere_runs_none_of_its_code(saved_run, tmp_path):
+    """A shared run folder whose config.json and checkpoint name a module it brings along: watching or resuming
+    it imports nothing, and says in one line how to trust it; naming the module on the command line runs it."""
+    shared = tmp_path / "shared_run"
+    shared.mkdir()
+    _, run, _ = saved_run
+    for name in ("model.pt", "config.json"):
+        (shared / name).write_bytes((run / name).read_bytes())
+    (shared / "__init__.py").write_text("")
+    (shared / "payload.py").write_text('from pathlib import Path\nPath(__file__).with_name("ran").write_text("")\n')
+    planted = "shared_run.payload:CartPole-v1"
+    (shared / "config.json").write_text((shared / "config.json").read_text().replace('"CartPole-v1"', f'"{planted}"'))
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    checkpoint["config"]["env"] = planted
+    torch.save(checkpoint, shared / "checkpoint.pt")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for mode in ("--watch", "--resume"):
+        result = run_cli(mode, str(shared), cwd=tmp_path, env=env)
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert "whose module 'shared_run.payload' would be imported" in result.stderr
+        assert f"(--env {planted})" in result.stderr
+    with pytest.raises(ValueError, match="to trust it") as refused:
+        fit(resume=shared)
+    one_line(refused.value)
+    assert not (shared / "ran").exists()
+    trusted = run_cli("--watch", str(shared), "--env", planted, "--watch-episodes", "1", cwd=tmp_path, env=env)
+    assert trusted.returncode == 0 and (shared / "ran").exists(), trusted.stderr

@@ -14,9 +14,9 @@ from typing import IO, Any
 
 from agents import CheckpointError, ReinforceAgent
 from agents.files import load_safely, remove_temporary_files, save_atomically, write_json
-from envs import EnvConfig, check_env_id
+from envs import EnvConfig, check_env_id, untrusted_module
 from training.evaluation import Evaluator
-from training.settings import Config, resumed_config
+from training.settings import Config, saved_settings
 from training.trainer import RunState, Trainer
 from training.workers import Workers
 
@@ -123,7 +123,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
 def saved_config(run_dir: Path) -> Config:
     """The settings of the run in ``run_dir``, as its checkpoint holds them (``fit(replace(saved_config(run_dir),
     total_env_steps=...), resume=run_dir)`` continues it with a larger budget)."""
-    return resumed_config(read_run(run_dir)["config"], {})
+    return saved_settings(read_run(run_dir)["config"])
 
 
 def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, evaluator: Evaluator) -> None:
@@ -146,11 +146,12 @@ def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, eva
     trainer.restore(agent, state)
 
 
-def saved_env(run_dir: Path, check_id: bool = True) -> EnvConfig | None:
+def saved_env(run_dir: Path, given_env: str | None = None) -> EnvConfig | None:
     """The environment (id, time limit, action bins) the run in ``run_dir`` was trained with, from its
     ``config.json``; None if there is no such file (a model file outside a run folder). A one-line
-    ``ValueError`` naming the file if it does not hold them, or (``check_id``) if its id is not one Gymnasium
-    knows (an environment made by a callable is saved under the callable's name)."""
+    ``ValueError`` naming the file if it does not hold them, or, unless the user gives the environment
+    (``given_env``), if its id is not one Gymnasium knows (an environment made by a callable is saved under the
+    callable's name) or is ``module:EnvId``, whose module the user has not named (``untrusted_module``)."""
     path = run_dir / CONFIG
     if not path.is_file():
         return None
@@ -164,11 +165,12 @@ def saved_env(run_dir: Path, check_id: bool = True) -> EnvConfig | None:
     for name, value, least in (("max_episode_steps", limit, 1), ("discretize_actions", bins, 2)):
         if value is not None and (type(value) is not int or value < least):
             raise ValueError(f"{path}: {name} must be a whole number >= {least} or null, got {value!r}")
-    try:
-        if check_id:
+    if given_env is None:
+        untrusted_module(saved["env"], given_env, str(path))
+        try:
             check_env_id(saved["env"])
-    except ValueError as error:
-        raise ValueError(f"{path}: {error} (or give --env)") from None
+        except ValueError as error:
+            raise ValueError(f"{path}: {error} (or give --env)") from None
     return EnvConfig(saved["env"], limit, action_bins=bins)
 
 

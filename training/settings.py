@@ -14,7 +14,7 @@ from typing import Any
 from agents import AgentConfig
 from agents.config import check_seed, setting
 from envs.config import EnvConfig
-from envs.factory import VECTORIZATIONS, EnvFactory, env_name
+from envs.factory import VECTORIZATIONS, EnvFactory, env_name, untrusted_module
 from training.presets import PRESETS, tuned
 
 AGENT_SETTINGS = tuple(f.name for f in fields(AgentConfig))
@@ -150,14 +150,20 @@ def make_config(flags: dict[str, Any], preset: str | None = None, saved: dict[st
     return resumed_config(saved, flags)
 
 
+def saved_settings(saved: dict[str, Any]) -> Config:
+    """A run's settings as its checkpoint holds them; a one-line ``ValueError`` when they are unusable."""
+    try:
+        return Config(**saved)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"the run's saved settings are unusable ({error}): start a new run") from None
+
+
 def resumed_config(saved: dict[str, Any], changes: dict[str, Any]) -> Config:
     """A resumed run's settings: its ``saved`` ones with ``changes``, which may touch only the budget, the
     evaluation and the housekeeping (``RESUMABLE``); a one-line ``ValueError`` for any other, since the agent's
     weights were learnt with them and its environments and batches follow from them."""
-    try:
-        before = Config(**saved)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"the run's saved settings are unusable ({error}): start a new run") from None
+    before = saved_settings(saved)
+    untrusted_module(before.env, changes.get("env"), "the run's checkpoint")
     config = Config(**{**asdict(before), **changes})
     changed = [
         f.name for f in fields(Config) if f.name not in RESUMABLE and getattr(config, f.name) != getattr(before, f.name)
