@@ -58,11 +58,12 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     if module:
         try:
             importlib.import_module(module)
-        except Exception as error:  # the module is the user's code: any error on import is theirs to see
+        except (Exception, SystemExit) as error:  # the module is the user's code: any error on import is theirs
             reason = (str(error).strip().splitlines() or [""])[0][:200]
+            missing = isinstance(error, ModuleNotFoundError) and f"{module}.".startswith(f"{error.name}.")
+            fix = "add its folder to PYTHONPATH (PYTHONPATH=. for the current one)" if missing else "fix the module"
             raise ValueError(
-                f"cannot import {module!r} for the environment {env_id!r} ({type(error).__name__}: {reason}): "
-                "add its folder to PYTHONPATH (PYTHONPATH=. for the current one)"
+                f"cannot import {module!r} for the environment {env_id!r} ({type(error).__name__}: {reason}): {fix}"
             ) from None
     try:
         return gym.spec(name)

@@ -24,6 +24,8 @@ def user_folder(tmp_path):
     assert len([line for line in source.splitlines() if line.strip()]) <= 12
     (tmp_path / "my_envs.py").write_text(source)
     (tmp_path / "broken.py").write_text('raise RuntimeError("boom")\n')
+    (tmp_path / "quits.py").write_text("import sys\nsys.exit(0)\n")  # what a script's last line may do
+    (tmp_path / "needs.py").write_text("import no_such_dependency_xyz\n")
     return tmp_path, {**os.environ, "PYTHONPATH": str(tmp_path)}
 
 
@@ -71,7 +73,19 @@ def test_torchrun_trains_an_environment_of_one_s_own(user_folder):
             "cannot import 'no_such_module_xyz' for the environment 'no_such_module_xyz:Corridor-v0' "
             "(ModuleNotFoundError: No module named 'no_such_module_xyz'): add its folder to PYTHONPATH",
         ),
-        (["--env", "broken:Corridor-v0"], "cannot import 'broken' for the environment 'broken:Corridor-v0' "),
+        (
+            ["--env", "broken:Corridor-v0"],
+            "cannot import 'broken' for the environment 'broken:Corridor-v0' (RuntimeError: boom): fix the module",
+        ),
+        (
+            ["--env", "quits:Corridor-v0"],
+            "cannot import 'quits' for the environment 'quits:Corridor-v0' (SystemExit: 0): fix the module",
+        ),
+        (
+            ["--env", "needs:Corridor-v0"],
+            "cannot import 'needs' for the environment 'needs:Corridor-v0' (ModuleNotFoundError: No module named "
+            "'no_such_dependency_xyz'): fix the module",
+        ),
         (["--env", "my_envs:Nothing-v0"], "my_envs registers no environment 'Nothing-v0': call gymnasium.register"),
     ],
 )
