@@ -16,7 +16,8 @@ torchrun --standalone --nproc_per_node=2 train.py   # one run over 2 worker proc
 Exit status: 0 trained (solved or out of budget; a GIF that cannot be recorded is only a warning),
 1 stopped after too many non-finite updates in a row, 2 bad input (one line on stderr, nothing written),
 3 a file of the run could not be written (a full disk, permissions: one line names it; what was written
-before stays intact), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM): during training with a
+before stays intact), 4 the environment's own code raised (one line names the error, its line and what was
+kept), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM): during training with a
 checkpoint to resume from, after it (evaluating, recording, watching) at once.
 """
 
@@ -31,14 +32,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from envs import EnvConfig, play, run_heuristic
+from envs import EnvConfig, EnvironmentFailed, play, run_heuristic
 from training import Config, FitResult, RunWriteError, Workers, fit, make_config, parse_args
 from training.logs import describe_returns, describe_statistics
 from training.loop import NONFINITE
 from training.run_files import BEST_MODEL, CHECKPOINT, MODEL, load_agent, read_run, saved_env
 from training.signals import Interrupted, InterruptingSignals
 
-EXIT_NONFINITE, EXIT_WRITE_FAILED = 1, 3
+EXIT_NONFINITE, EXIT_WRITE_FAILED, EXIT_ENVIRONMENT = 1, 3, 4
 MAIN = os.environ.get("RANK", "0") == "0"  # under torchrun only the main worker (rank 0) speaks
 
 
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return say(f"error: {problem}", EXIT_WRITE_FAILED)
     except OSError as problem:  # --watch or --heuristic: a file that cannot be read or written
         return say(f"error: {problem}", 2)
+    except EnvironmentFailed as failure:  # the environment's code raised: the run's files are as they were
+        return say(f"error: {failure}", EXIT_ENVIRONMENT)
     if result.stopped is None:
         if MAIN:
             report(result, config)

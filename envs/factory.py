@@ -148,8 +148,8 @@ def _gymnasium_extra(module: str) -> str | None:
     return None
 
 
-def _cannot_build(env_id: str, error: Exception) -> ValueError:
-    """One line for an environment whose construction failed on an import: what to install, where it is known."""
+def _cannot_build(env_id: str, error: BaseException) -> ValueError:
+    """One line for an environment whose construction failed: on an import, what to install where it is known."""
     text = str(error).strip()
     extra = re.search(r'pip install "?([\w.\-]+\[[\w\-,]+\])"?', text)  # as Gymnasium's DependencyNotInstalled says
     if extra:
@@ -158,7 +158,8 @@ def _cannot_build(env_id: str, error: Exception) -> ValueError:
         gym_extra = _gymnasium_extra(error.name.split(".")[0])
         fix = f'run pip install "gymnasium[{gym_extra}]"' if gym_extra else "install the package that provides it"
         return ValueError(f"{env_id} needs the module {error.name}, which is not installed: {fix}")
-    return ValueError(f"{env_id} cannot be built: {text.splitlines()[0][:200] if text else type(error).__name__}")
+    reason = f"{type(error).__name__}: {text.splitlines()[0][:200]}" if text else type(error).__name__
+    return ValueError(f"{env_id} cannot be built ({reason}): fix the environment, or the settings it is made with")
 
 
 def make_env(
@@ -224,7 +225,9 @@ def _checked(env_id: str | EnvFactory, max_episode_steps: int | None, build: Cal
     episodes are bounded; one-line errors otherwise, and a missing package named."""
     try:
         env = build()
-    except (gym.error.DependencyNotInstalled, ImportError) as error:
+    except ValueError:  # ours, one line each (discretize_actions), or the environment's own
+        raise
+    except (Exception, SystemExit) as error:  # a missing package, or the environment's code failing
         raise _cannot_build(env_name(env_id), error) from None
     try:
         check_spaces(*_spaces(env))

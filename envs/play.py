@@ -13,6 +13,7 @@ from PIL import Image
 
 from agents import CheckpointError, ReinforceAgent
 from envs.config import EnvConfig
+from envs.contract import environment_failed
 from envs.factory import LONGEST_EPISODE, episode_too_long
 
 # pygame must not look for a display when rendering to arrays (servers, CI).
@@ -70,7 +71,10 @@ def play_episode(
     """
     keep_frames = env.render_mode == "rgb_array"
     episode = Episode()
-    observation, _ = env.reset(seed=seed)
+    try:
+        observation, _ = env.reset(seed=seed)
+    except (Exception, SystemExit) as error:
+        raise environment_failed("reset", error) from error
     done = False
     while not done:
         if episode.length == max_episode_steps:
@@ -78,7 +82,10 @@ def play_episode(
         if keep_frames and episode.length % FRAME_STRIDE == 0:
             episode.frames.append(_shrink(env.render()))
         taken, drawn = agent.sample(observation, deterministic)
-        next_observation, reward, terminated, truncated, _ = env.step(taken)
+        try:
+            next_observation, reward, terminated, truncated, _ = env.step(taken)
+        except (Exception, SystemExit) as error:
+            raise environment_failed("step", error) from error
         episode.observations.append(observation)
         episode.actions.append(drawn)
         episode.rewards.append(float(reward))

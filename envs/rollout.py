@@ -17,6 +17,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from agents import EpisodeBatch, ReinforceAgent
 from agents.batch import episode_ids
+from envs.contract import environment_failed
 from envs.factory import LONGEST_EPISODE, episode_too_long
 
 
@@ -68,7 +69,10 @@ def collect_episodes(
         raise ValueError("collect_episodes needs a vector environment that autoresets NEXT_STEP")
     quotas = np.asarray(episodes_per_env, dtype=np.int64)
     remaining = quotas.copy()
-    observations, _ = env.reset(seed=seed)
+    try:
+        observations, _ = env.reset(seed=seed)
+    except (Exception, SystemExit) as error:  # the environment's code: one line names it (SystemExit: a quit handler)
+        raise environment_failed("reset", error) from error
     obs_steps, action_steps, reward_steps, term_steps, trunc_steps = [], [], [], [], []
     most_steps = int(quotas.max()) * (max_episode_steps + 1)  # every episode of a quota, each with its reset step
     # The hot loop only steps and stores; masks and statistics are derived afterwards, vectorised.
@@ -79,7 +83,10 @@ def collect_episodes(
         actions, recorded = act(observations)
         obs_steps.append(observations)
         action_steps.append(recorded)
-        observations, rewards, terminated, truncated, _ = env.step(actions)
+        try:
+            observations, rewards, terminated, truncated, _ = env.step(actions)
+        except (Exception, SystemExit) as error:
+            raise environment_failed("step", error) from error
         reward_steps.append(rewards)
         term_steps.append(terminated)
         trunc_steps.append(truncated)

@@ -12,6 +12,7 @@ from builders import only_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
+from envs import EnvironmentFailed
 from training import Callback, Config, fit, saved_config
 
 SHORT = dict(total_env_steps=6000, eval_every_steps=2000, eval_episodes=10, gif=False, seed=3)
@@ -173,3 +174,40 @@ def test_an_annealed_run_ends_at_a_rate_of_zero_not_below(tmp_path):
     assert result.state.env_steps > 700
     saved = torch.load(result.run_dir / "model.pt", weights_only=True)["optimizer"]["param_groups"][0]
     assert result.agent.optimizer.param_groups[0]["lr"] == 0.0 == saved["lr"]
+
+
+def test_an_environment_that_fails_mid_run_raises_one_line_and_releases_the_run(tmp_path):
+    class Quits(Corridor):
+        steps = 0
+
+        def step(self, action):
+            Quits.steps += 1
+            if Quits.steps == 1000:  # in the third update or so
+                raise SystemExit(0)
+            return super().step(action)
+
+    settings = {**SHORT, "max_episode_steps": 50, "target_return": 2.0, "checkpoint_every": 1}
+    config = Config(**settings, logdir=str(tmp_path))
+    with pytest.raises(EnvironmentFailed, match="the environment's step raised SystemExit: 0 at .*in step") as failed:
+        fit(config, env=Quits)
+    message = str(failed.value)
+    assert "\n" not in message and "its last checkpoint is intact" in message
+    result = fit(replace(config, total_env_steps=8000), env=Quits, resume=only_run(tmp_path))  # the lock released
+    assert result.stopped is None and result.state.env_steps >= 8000
+
+
+def test_a_solved_run_resumed_ends_again_with_the_agent_it_had(tmp_path):
+    result = fit(Config(**{**SHORT, "total_env_steps": 100_000}, logdir=str(tmp_path)))
+    assert result.state.solved_at == result.state.env_steps < 100_000
+    again = fit(resume=result.run_dir)
+    assert (
+        again.state.env_steps == result.state.env_steps
+        and again.summary["solved_at_env_steps"] == result.state.solved_at
+    )
+    for name, tensor in result.agent.state_dict()["policy"].items():
+        assert torch.equal(again.agent.state_dict()["policy"][name], tensor)
+    onward_config = replace(
+        saved_config(result.run_dir), stop_when_solved=False, total_env_steps=result.state.env_steps + 2000
+    )
+    onward = fit(onward_config, resume=result.run_dir)
+    assert onward.state.env_steps > result.state.env_steps  # asked for, it trains on

@@ -124,3 +124,48 @@ def test_a_run_folder_from_elsewhere_runs_none_of_its_code(saved_run, tmp_path):
     assert not (shared / "ran").exists()
     trusted = run_cli("--watch", str(shared), "--env", planted, "--watch-episodes", "1", cwd=tmp_path, env=env)
     assert trusted.returncode == 0 and (shared / "ran").exists(), trusted.stderr
+
+
+QUITTER = """
+import gymnasium as gym
+from my_envs import Corridor
+
+
+class QuitsLater(Corridor):  # its step exits the process after 400 steps, as a window's quit handler may
+    steps = 0
+
+    def step(self, action):
+        QuitsLater.steps += 1
+        if QuitsLater.steps > 400:
+            raise SystemExit(0)
+        return super().step(action)
+
+
+class FailsAtReset(Corridor):
+    def reset(self, seed=None, options=None):
+        raise RuntimeError("no track loaded")
+
+
+gym.register("QuitsLater-v0", entry_point=QuitsLater, max_episode_steps=50)
+gym.register("FailsAtReset-v0", entry_point=FailsAtReset, max_episode_steps=50)
+"""
+
+
+def test_an_environment_that_raises_or_exits_mid_run_is_one_line_and_the_checkpoint_kept(user_folder):
+    folder, env = user_folder
+    (folder / "quitter.py").write_text(QUITTER)
+    args = ["--checkpoint-every", "1", "--logdir", "runs", "--no-gif"]
+    result = run_cli("--env", "quitter:QuitsLater-v0", *args, cwd=folder, env=env)
+    assert result.returncode == 4 and len(result.stderr.splitlines()) == 1, result.stderr
+    line = result.stderr
+    assert line.startswith("train.py: error: quitter:QuitsLater-v0: the environment's step raised SystemExit: 0 at ")
+    assert "quitter.py:12, in step" in line and "its last checkpoint is intact: python train.py --resume" in line
+    run = only_run(folder / "runs")
+    assert (run / "checkpoint.pt").is_file()
+    failed = run_cli("--env", "quitter:FailsAtReset-v0", *args, cwd=folder, env=env)
+    assert failed.returncode == 4 and len(failed.stderr.splitlines()) == 1, failed.stderr
+    assert "reset raised RuntimeError: no track loaded at " in failed.stderr
+    assert failed.stderr.rstrip().endswith("(no checkpoint)")
+    watched = run_cli("--watch", str(run), "--env", "quitter:FailsAtReset-v0", cwd=folder, env=env)
+    assert watched.returncode == 4 and len(watched.stderr.splitlines()) == 1, watched.stderr
+    assert "the environment's reset raised RuntimeError: no track loaded at " in watched.stderr

@@ -74,6 +74,7 @@ def fit(
     :param verbose: print the progress bar and the statistics lines.
     :raises ValueError: bad settings, environments or run folders (one line; nothing written).
     :raises training.RunWriteError: a file of the run could not be written (the last checkpoint stays intact).
+    :raises envs.EnvironmentFailed: the environment's own code raised (one line naming it and what was kept).
     """
     if resume is not None and not write_run:
         raise ValueError("a resumed run writes into its own folder: leave write_run on")
@@ -85,10 +86,10 @@ def fit(
         raise
     try:
         stopped, trained, summary = run.train(callback or Callback())
-    except RunWriteError:
+    except BaseException as error:  # the environments and the lock are released whatever ends the run
         run.close()
-        if run.trained:  # failed while finishing, on the main worker: the others wait at the barrier
-            workers.close()
+        if isinstance(error, RunWriteError) and run.trained:  # failed while finishing, on the main worker: the
+            workers.close()  # others wait at the barrier
         raise
     run.close()
     workers.close()  # not after an exception: the other workers may never reach the barrier

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from agents import ReinforceAgent
 from agents.files import write_atomically, write_json
-from envs import record_gif
+from envs import EnvironmentFailed, record_gif
 from envs.factory import EnvFactory
 from training.evaluation import Evaluation, Evaluator, no_target_reason, solves, target_return
 from training.logs import (
@@ -157,10 +157,20 @@ class Run:
         except (Interrupted, KeyboardInterrupt) as interrupted:  # after training: its checkpoint is written
             return str(interrupted) if isinstance(interrupted, Interrupted) else "SIGINT", True, None
         except OSError as problem:  # a full disk or lost permissions: what was written before is intact
-            kept = "no checkpoint"
-            if self.run_dir is not None and (self.run_dir / CHECKPOINT).is_file():
-                kept = f"its last checkpoint is intact: {self.workers.resume_command(self.run_dir)}"
-            raise RunWriteError(f"cannot write in {self.run_dir}: {problem.strerror or problem} ({kept})") from None
+            reason = problem.strerror or problem
+            raise RunWriteError(f"cannot write in {self.run_dir}: {reason} ({self._kept()})") from None
+        except EnvironmentFailed as failure:  # the environment's code: the run's files stay as they were
+            raise EnvironmentFailed(f"{self.config.env}: {failure} ({self._kept()})") from failure.__cause__
+
+    def _kept(self) -> str:
+        """What a run that fails keeps: its model (after training), else its last checkpoint, or nothing."""
+        if self.run_dir is None:
+            return "nothing was written"
+        if self.trained and (self.run_dir / MODEL).is_file():
+            return f"its model is saved: {self.run_dir / MODEL}"
+        if (self.run_dir / CHECKPOINT).is_file():
+            return f"its last checkpoint is intact: {self.workers.resume_command(self.run_dir)}"
+        return "no checkpoint"
 
     def _loop(self, callback: Callback) -> str | None:
         """Train until the budget, the target or the callback ends it (None), or a stop: ``"nonfinite"``, a
@@ -178,7 +188,9 @@ class Run:
             dynamic_ncols=True,
         )
         stop: str | None = None
-        ended = False  # by the target or the callback: the run then ends as one out of budget
+        # by the target or the callback: the run then ends as one out of budget; a resumed run that was stopped
+        # when solved stays stopped (it ends again, its agent as it was)
+        ended = state.solved_at is not None and config.stop_when_solved
         with StopSignals() as signals:
             while not ended and stop is None and trainer.within_budget():
                 update = trainer.step()  # every worker plays its episodes; the update combines them
