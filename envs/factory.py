@@ -10,6 +10,7 @@ import importlib.metadata
 import inspect
 import math
 import re
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -269,8 +270,8 @@ def make_vector_env(
     """
     if vectorization not in VECTORIZATIONS:
         raise ValueError(f"unknown vectorization {vectorization!r}: choose one of {', '.join(VECTORIZATIONS)}")
-    if not isinstance(env, str):
-        return _own_vector_env(env, num_envs, max_episode_steps, vectorization, action_bins)
+    if not isinstance(env, str) or vectorization == "async":
+        return _vector_of_envs(env, num_envs, max_episode_steps, vectorization, action_bins)
     env_id, spec = env, check_env_id(env)
     if vectorization == "auto":
         native = spec.vector_entry_point is not None and action_bins is None
@@ -290,13 +291,23 @@ def make_vector_env(
     )
 
 
-def _own_vector_env(
-    factory: EnvFactory, num_envs: int, max_episode_steps: int | None, vectorization: str, action_bins: int | None
+def _vector_of_envs(
+    env: str | EnvFactory, num_envs: int, max_episode_steps: int | None, vectorization: str, action_bins: int | None
 ) -> VectorEnv:
-    """``make_vector_env`` for a callable: Gymnasium's sync (or async) vector environment of its environments."""
+    """``make_vector_env`` for a callable, and for any environment in async mode: Gymnasium's sync or async
+    vector environment of ``make_env``'s environments; an async worker leaves Ctrl-C to the main process."""
     if vectorization == "vector_entry_point":
         raise ValueError("an environment made by a callable has no native vector implementation: use sync or async")
-    make_env(factory, max_episode_steps, action_bins=action_bins).close()  # its one-line errors, here
-    build = functools.partial(make_env, factory, max_episode_steps, action_bins=action_bins)
-    vector = AsyncVectorEnv if vectorization == "async" else SyncVectorEnv
-    return vector([build] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
+    make_env(env, max_episode_steps, action_bins=action_bins).close()  # its one-line errors, here
+    build = functools.partial(make_env, env, max_episode_steps, action_bins=action_bins)
+    if vectorization == "async":
+        return AsyncVectorEnv([functools.partial(_in_worker, build)] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
+    return SyncVectorEnv([build] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
+
+
+def _in_worker(build: Callable[[], gym.Env]) -> gym.Env:
+    """An async worker's environment, made after the worker stops taking SIGINT: Ctrl-C in a terminal reaches the
+    whole process group, and the main process alone stops the run (it finishes its update, writes its
+    checkpoint, then closes the workers); a worker killed by it would lose that update and print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return build()

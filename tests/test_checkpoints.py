@@ -173,18 +173,24 @@ def wait_for(process, text, timeout=60):
     raise AssertionError(f"the process ended before printing {text!r}")
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path, signum, status):
+@pytest.mark.parametrize(
+    "signum, status, vectorization",
+    [(signal.SIGINT, 130, "auto"), (signal.SIGTERM, 143, "auto"), (signal.SIGINT, 130, "async")],
+)
+def test_a_signal_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path, signum, status, vectorization):
+    """The signal goes to the whole process group, as Ctrl-C in a terminal does: async workers included."""
     args = ["--no-stop-when-solved", "--print-every", "1", "--checkpoint-every", "1000", *FAST]
+    args += ["--vectorization", vectorization]
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), "--logdir", str(tmp_path / "runs"), "--max-updates", "100000", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
+        start_new_session=True,
     )
     wait_for(process, "update    3")
-    process.send_signal(signum)
+    os.killpg(process.pid, signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == status, stderr
     assert "resume with: python train.py --resume" in stderr and "Traceback" not in stderr
