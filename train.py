@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return say(f"error: {failure}", EXIT_ENVIRONMENT)
     if result.stopped is None:
         if MAIN:
-            report(result, config)
+            report(result)
         return 0
     if result.stopped == NONFINITE:
         return say(
@@ -105,7 +105,7 @@ def other_mode(flags: dict[str, Any], mode: Any) -> int:
     return 0
 
 
-def report(result: FitResult, config: Config) -> None:
+def report(result: FitResult) -> None:
     """What a finished run says: when it was solved, its final evaluation, where its files are."""
     state, summary = result.state, result.summary
     trained = f"{state.updates} updates, {state.train_seconds:.2f} s of training"
@@ -126,7 +126,8 @@ def report(result: FitResult, config: Config) -> None:
         where = shlex.quote(str(result.run_dir / BEST_MODEL))
         print(f"best check:  greedy mean {best['greedy_mean']:.1f} at {best['env_steps']} env steps, {again}: {where}")
     print(f"model:       {shlex.quote(str(result.run_dir / MODEL))}")
-    print(f"TensorBoard: {tensorboard_command(config.logdir)}   (this run: {shlex.quote(str(result.run_dir))})")
+    logdir = result.run_dir.parent  # a resumed run's folder may have moved since its config was saved
+    print(f"TensorBoard: {tensorboard_command(str(logdir))}   (this run: {shlex.quote(str(result.run_dir))})")
 
 
 def tensorboard_command(logdir: str) -> str:

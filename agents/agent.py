@@ -118,6 +118,8 @@ class ReinforceAgent:
         Gaussian's raw samples, whose log-probabilities the update needs; for Discrete actions they are the
         same."""
         one = is_one_observation(observations, self.observation_space)
+        if not np.isfinite(observations).all():  # a NaN would reach the policy as a NaN action, or as action 0
+            raise ValueError("observations hold NaN or infinity: the policy has no action for them")
         env_actions, policy_actions = self.sample_unchecked(observations, deterministic, rng)
         return (env_actions[0], policy_actions[0]) if one else (env_actions, policy_actions)
 

@@ -77,6 +77,12 @@ class EpisodeBatch:
                     f"episode {i} has {len(obs)} observations, {len(acts)} actions and {len(rews)} rewards: "
                     "give one of each per step"
                 )
+            for name, values, first in (("observations", obs, episodes[0][0]), ("actions", acts, episodes[0][1])):
+                if np.shape(values)[1:] != np.shape(first)[1:]:
+                    raise ValueError(
+                        f"episode {i}'s {name} have shape {np.shape(values)[1:]} per step, episode 0's "
+                        f"{np.shape(first)[1:]}: give every episode's the same shape"
+                    )
         horizon, n = max(lengths), len(episodes)
         obs_dim = int(np.prod(np.shape(episodes[0][0])[1:]))
         observations = torch.zeros(horizon, n, obs_dim)

@@ -35,7 +35,10 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None])
     disk) removes the temporary file. Only a ``kill -9`` mid-write can leave one behind (see
     ``remove_temporary_files``)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+    except OSError as error:  # it would name the temporary file, not the one asked for
+        raise type(error)(error.errno, f"cannot write {path}: {error.strerror}") from None
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # as a plain open() would make it: mkstemp's files are private
         with os.fdopen(fd, "wb") as file:

@@ -110,6 +110,8 @@ def test_episode_batches_refuse_parts_that_do_not_line_up():
     with pytest.raises(ValueError, match="episode 1 has 5 observations, 4 actions and 4 rewards") as error:
         EpisodeBatch.from_episodes([(np.zeros((2, 4)), [0, 1], [1.0, 1.0]), (np.zeros((5, 4)), [0] * 4, [1.0] * 4)])
     one_line(error.value)
+    with pytest.raises(ValueError, match=r"episode 1's observations have shape \(3,\) per step, episode 0's \(4,\)"):
+        EpisodeBatch.from_episodes([(np.zeros((2, 4)), [0, 1], [1.0, 1.0]), (np.zeros((2, 3)), [0, 1], [1.0, 1.0])])
     grid = torch.zeros(3, 2, dtype=torch.bool)
     parts = dict(
         observations=torch.zeros(3, 2, 4), actions=torch.zeros(3, 2, dtype=torch.long), rewards=torch.zeros(3, 2)
@@ -131,3 +133,24 @@ def test_seeds_that_torch_numpy_or_gymnasium_cannot_take_are_refused(seed):
     with pytest.raises(ValueError, match=r"seed must be an integer from 0 to 2\*\*64 - 1"):
         make_agent(seed=seed)
     assert make_agent(seed=2**64 - 1).act(np.zeros(4)) in (0, 1) and make_agent(seed=np.int64(3)) is not None
+
+
+def test_act_refuses_observations_that_are_not_finite():
+    """A NaN observation gave action 0 on a Discrete space and a NaN action on a Box one, outside the space."""
+    for agent in (make_agent(), gaussian_agent()):
+        observation = np.zeros(agent.observation_space.shape, np.float32)
+        observation[0] = np.nan
+        for method in (agent.act, agent.sample):
+            with pytest.raises(ValueError, match="observations hold NaN or infinity") as error:
+                method(observation)
+            one_line(error.value)
+        observation[0] = np.inf
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            agent.act(observation[None])
+
+
+def test_saving_into_a_missing_folder_names_the_file_asked_for(tmp_path):
+    target = tmp_path / "no_such_folder" / "model.pt"
+    with pytest.raises(FileNotFoundError, match=f"cannot write {target}: No such file or directory") as error:
+        make_agent().save(target)
+    one_line(error.value)

@@ -147,3 +147,21 @@ def test_results_are_readable_as_a_plain_write_would_make_them(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0o600
+
+
+def test_a_diverging_run_trains_on_without_its_histograms(tmp_path, capsys):
+    """Adam at 1e30 makes the weights finite but huge, more than TensorBoard can bin: those histograms are skipped
+    (it raised "The histogram is empty" and the run ended as if its input were bad)."""
+    args = ["--learning-rate", "1e30", "--max-updates", "51", "--eval-episodes", "5", "--no-gif"]
+    assert train.main([*args, "--logdir", str(tmp_path)]) == 0
+    assert (only_run(tmp_path) / "summary.json").is_file()
+
+
+def test_a_moved_run_resumed_names_its_new_folder(tmp_path, capsys):
+    assert train.main([*SHORT, "--no-gif", "--logdir", str(tmp_path / "theirs")]) == 0
+    moved = tmp_path / "mine" / only_run(tmp_path / "theirs").name
+    shutil.copytree(only_run(tmp_path / "theirs"), moved)
+    capsys.readouterr()
+    assert train.main(["--resume", str(moved), "--max-updates", "3", "--eval-episodes", "5"]) == 0
+    out = capsys.readouterr().out
+    assert f"--logdir {tmp_path / 'mine'}" in out and "theirs" not in out

@@ -3,6 +3,7 @@ it prints, and its ``summary.json``."""
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import shutil
 from dataclasses import asdict
@@ -60,7 +61,9 @@ def log_histograms(writer: SummaryWriter, trainer: Trainer, last: bool = False) 
     due = updates == 1 or updates % trainer.config.histogram_every == 0
     if due != last:
         for name, parameter in trainer.agent.policy.named_parameters():
-            writer.add_histogram(f"params/{name}", parameter, step)
+            # TensorBoard cannot bin huge weights (a diverging run's): the run goes on without that histogram
+            with contextlib.suppress(ValueError):
+                writer.add_histogram(f"params/{name}", parameter, step)
 
 
 def log_evaluation(writer: SummaryWriter, evaluation: Evaluation) -> None:
