@@ -17,7 +17,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from agents import EpisodeBatch, ReinforceAgent
 from agents.batch import episode_ids
-from envs.contract import environment_failed
+from envs.contract import EnvironmentFailed, environment_failed
 from envs.factory import LONGEST_EPISODE, episode_too_long
 
 
@@ -80,7 +80,10 @@ def collect_episodes(
     while remaining.max() > 0:
         if len(reward_steps) == most_steps:
             raise episode_too_long(max_episode_steps)
-        actions, recorded = act(observations)
+        try:
+            actions, recorded = act(observations)
+        except ValueError as error:  # the encoder refuses what the space cannot hold (a Discrete one out of range)
+            raise EnvironmentFailed(f"the environment's observations do not fit its space: {error}") from error
         obs_steps.append(observations)
         action_steps.append(recorded)
         try:

@@ -169,3 +169,25 @@ def test_an_environment_that_raises_or_exits_mid_run_is_one_line_and_the_checkpo
     watched = run_cli("--watch", str(run), "--env", "quitter:FailsAtReset-v0", cwd=folder, env=env)
     assert watched.returncode == 4 and len(watched.stderr.splitlines()) == 1, watched.stderr
     assert "the environment's reset raised RuntimeError: no track loaded at " in watched.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("ShapeShift", "step raised ValueError: Output array is the wrong shape"),  # an observation of shape (2,)
+        ("StringObs", "reset raised"),  # Gymnasium's checker says why first: "expecting a numpy array"
+        ("ArrayReward", "step raised ValueError: setting an array element with a sequence"),
+        ("BareReset", "reset raised ValueError: not enough values to unpack (expected 2, got 1)"),
+        ("FourValues", "step raised ValueError: not enough values to unpack (expected 5, got 4)"),
+        ("OutOfRange", "observations do not fit its space: observations outside Discrete(3)"),
+    ],
+)
+def test_an_environment_that_breaks_gymnasium_s_rules_is_named_in_one_line(tmp_path, name, rule):
+    """Each broke a rule of Gymnasium's Env API mid-run with a raw traceback naming neither. Gymnasium's own
+    checker (which gymnasium.make applies) may warn first; the run's last line names the environment and the rule."""
+    (tmp_path / "broken_envs.py").write_text((ROOT / "tests" / "data" / "broken_envs.py").read_text())
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = run_cli("--env", f"broken_envs:{name}-v0", "--no-gif", "--max-updates", "3", cwd=tmp_path, env=env)
+    assert result.returncode == 4 and "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"train.py: error: broken_envs:{name}-v0: the environment's ") and rule in last
