@@ -2,6 +2,7 @@
 the spaces, batches without a valid step or whose parts do not line up (one-line ``ValueError``s)."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 from builders import gaussian_agent, make_agent, one_line
 from gymnasium import spaces
 
+import training.trainer
 from agents import (
     AgentConfig,
     EpisodeBatch,
@@ -154,3 +156,20 @@ def test_saving_into_a_missing_folder_names_the_file_asked_for(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"cannot write {target}: No such file or directory") as error:
         make_agent().save(target)
     one_line(error.value)
+
+
+def test_networks_too_large_for_the_free_memory_are_refused_naming_the_cause(monkeypatch):
+    """A Discrete(10**7) action space passed the check (20.8 GB of parameters below 25.3 GB of memory) and the
+    kernel killed the run at 23.8 GB: the activations of the output layer count, against the memory free."""
+    monkeypatch.setattr(training.trainer, "_free_memory", lambda: 10 * 10**9)
+    box = spaces.Box(-1.0, 1.0, (4,), np.float32)
+    cases = [
+        (box, spaces.Discrete(10**7), AgentConfig(), "the action space Discrete(10000000), one output per action"),
+        (spaces.Box(-1.0, 1.0, (10**7,), np.float32), spaces.Discrete(2), AgentConfig(), "the observation space"),
+        (box, spaces.Discrete(2), AgentConfig(hidden_sizes=(10**5, 10**5)), "hidden_sizes [100000, 100000]"),
+    ]
+    for observation_space, action_space, config, cause in cases:
+        with pytest.raises(ValueError, match=re.escape(f"the size comes from {cause}")) as error:
+            training.trainer.check_memory(observation_space, action_space, config, episodes_per_update=8)
+        one_line(error.value)
+    training.trainer.check_memory(box, spaces.Discrete(10**5), AgentConfig(), episodes_per_update=8)  # 0.2 GB

@@ -56,7 +56,10 @@ BAD_INPUT = [
     (["--seed", "99999999999999999999999"], "seed must be an integer from 0 to 2**64 - 1 (18446744073709551615), got"),
     (["--seed", "-1"], "seed must be an integer from 0 to 2**64 - 1"),
     (["--target-return", "nan"], "target_return must be finite or none"),
-    (["--hidden-sizes", "100000", "100000"], "make 10,000,700,001 parameters, which need about 320 GB to train"),
+    (
+        ["--hidden-sizes", "100000", "100000"],
+        "10,000,700,001 parameters and their activations need about 320 GB to train",
+    ),
     (["--threads", "100000"], "threads (100000) exceeds the"),
     (["--env", "CliffWalking-v1"], "CliffWalking-v1 has no time limit, so an episode may never end"),
     (["--logdir", "{root}/bad\udcffname"], "bad\\udcffname' is not valid UTF-8: give another --logdir"),

@@ -114,6 +114,14 @@ def test_seed_list_is_the_shortest_text_parse_seeds_reads_back():
     assert seed_list([]) == "-"
 
 
+def test_too_many_seeds_are_refused_before_they_are_listed():
+    """1-10000000000 made a list of ten billion seeds (a MemoryError, or the memory filled)."""
+    with pytest.raises(ValueError, match="names more than 10,000 seeds: give fewer"):
+        parse_seeds("1-10000000000")
+    result = suite("--seeds", "1-10000000000", "--table-only")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+
+
 def test_suite_workers_run_under_torchrun_with_the_same_batch_and_resume_with_their_count(tmp_path):
     out = tmp_path / "suite"
     args = ["--envs", "CartPole-v1", "--seeds", "1", "--out", str(out)]

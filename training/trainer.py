@@ -71,7 +71,7 @@ class Trainer:
         try:
             self.episode_limit = self.env_config.time_limit()
             space = self.env.single_observation_space, self.env.single_action_space
-            check_memory(*space, config.agent_config())
+            check_memory(*space, config.agent_config(), config.episodes_per_update)
         except ValueError:
             self.env.close()
             raise
@@ -140,25 +140,55 @@ def check_threads(threads: int) -> None:
 
 
 # While training, every parameter is held about 8 times over, in float32: the weights, their gradient, Adam's
-# two moments, the update guard's copies of all three (agents/guard.py) and the numpy copy that acts.
-BYTES_PER_PARAMETER = 8 * 4
+# two moments, the update guard's copies of all three (agents/guard.py) and the numpy copy that acts; and
+# every unit's output about 4 times per step of a batch (the value, its gradient, the softmax's and the loss's
+# copies), counted for at least ten steps per episode of a batch.
+BYTES_PER_PARAMETER, BYTES_PER_ACTIVATION, LEAST_STEPS_PER_EPISODE = 8 * 4, 4 * 4, 10
 
 
-def check_memory(observation_space: spaces.Space, action_space: spaces.Space, config: AgentConfig) -> None:
-    """A one-line ``ValueError`` if the agent's networks cannot fit in this machine's memory: a typo such as
-    ``--hidden-sizes 100000 100000`` (10**10 parameters) would otherwise fail deep in an allocation, or be
-    allocated and then swap. The limit is the machine's, not a judgement on how large a network should be."""
+def check_memory(
+    observation_space: spaces.Space, action_space: spaces.Space, config: AgentConfig, episodes_per_update: int
+) -> None:
+    """A one-line ``ValueError`` if training the agent's networks would not fit in the memory this machine has
+    free, naming the setting that makes them large: a typo such as ``--hidden-sizes 100000 100000`` (10**10
+    parameters), or an action space of ten million actions, would otherwise fail deep in an allocation or be
+    killed by the kernel. An estimate that errs on the safe side: the limit is the machine's, not a judgement on
+    how large a network should be."""
     with torch.device("meta"):  # shapes only: counting allocates nothing
         probe = ReinforceAgent(observation_space, action_space, config)
     networks = [probe.policy] if probe.value is None else [probe.policy, probe.value]
+    layers = [m for network in networks for m in network.modules() if isinstance(m, torch.nn.Linear)]
     parameters = sum(p.numel() for network in networks for p in network.parameters())
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no way to ask (Windows): let the allocation decide
+    units = sum(layer.out_features for layer in layers)
+    steps = episodes_per_update * LEAST_STEPS_PER_EPISODE
+    need = parameters * BYTES_PER_PARAMETER + steps * units * BYTES_PER_ACTIVATION
+    memory = _free_memory()
+    if memory is None or need <= memory:
         return
-    if parameters * BYTES_PER_PARAMETER > memory:
-        raise ValueError(
-            f"hidden_sizes {list(config.hidden_sizes)} make {parameters:,} parameters, which need about "
-            f"{parameters * BYTES_PER_PARAMETER / 1e9:,.0f} GB to train, more than this machine's "
-            f"{memory / 1e9:,.0f} GB: give smaller --hidden-sizes"
-        )
+    policy_layers = [m for m in probe.policy.modules() if isinstance(m, torch.nn.Linear)]
+    largest = max(layers, key=lambda layer: layer.weight.numel())
+    cause = f"hidden_sizes {list(config.hidden_sizes)}: give smaller --hidden-sizes"
+    if largest is policy_layers[-1]:
+        cause = f"the action space {action_space}, one output per action: give the environment fewer actions"
+    elif largest is policy_layers[0] and largest.in_features > largest.out_features:
+        cause = f"the observation space {observation_space}, one input per number: give smaller observations"
+    raise ValueError(
+        f"{parameters:,} parameters and their activations need about {need / 1e9:,.0f} GB to train, more than "
+        f"the {memory / 1e9:,.0f} GB this machine has free; the size comes from {cause}"
+    )
+
+
+def _free_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), else the physical memory; None
+    where neither can be asked (Windows: the allocation decides)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
