@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent  # the project's folder
 TRAIN_PY = str(ROOT / "train.py")
@@ -63,3 +67,24 @@ def seed_list(seeds: list[int]) -> str:
         else:
             runs.append([seed])
     return ",".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs) or "-"
+
+
+class BadFile(ValueError):
+    """A file a benchmark reads back is not what it wrote (truncated, hand-edited): one line naming it and the fix."""
+
+
+def read_json(path: Path, what: str, fix: str, check: Callable[[Any], str | None] | None = None) -> Any:
+    """The JSON in ``path``, which must be ``what``: a ``BadFile`` naming the file, what is wrong and the ``fix``
+    if it is not readable JSON, or if ``check`` (the data -> what is wrong in it, or None) finds a fault."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
+        raise BadFile(f"{path} is not {what} ({type(error).__name__}: {error}): {fix}") from None
+    fault = check(data) if check is not None else None
+    if fault is not None:
+        raise BadFile(f"{path} is not {what} ({fault}): {fix}")
+    return data
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -29,10 +29,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from bench.common import ROOT, parse_seeds, split_settings, train_command
+from bench.common import ROOT, BadFile, parse_seeds, read_json, split_settings, train_command
 from training import Callback, Evaluation, RunState, config_from_args, fit, solves, target_return
 
 CRITERIA = ("greedy", "sampled")
@@ -77,6 +78,18 @@ def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, s
         "solved": protocol.solved,
         "curve": protocol.curve,
     }
+
+
+def solve_fault(results: Any) -> str | None:
+    """What keeps ``results`` from being read as this script writes them, or None."""
+    if not (isinstance(results, dict) and isinstance(results.get("protocol"), dict)):
+        return "no protocol"
+    runs = results.get("runs")
+    if not (
+        isinstance(runs, list) and all(isinstance(r, dict) and {"seed", "solved", "curve"} <= set(r) for r in runs)
+    ):
+        return "its runs are not a list of seeds' results"
+    return None
 
 
 def median(values: list[float]) -> float | None:
@@ -191,10 +204,14 @@ def main() -> None:
         "check_every": args.check_every,
     }
     done = {}
-    if args.out and Path(args.out).is_file():  # resume a benchmark that was stopped
-        earlier = json.loads(Path(args.out).read_text())
-        if earlier.get("protocol") != protocol:
-            raise SystemExit(f"{args.out} holds results of another protocol: give another --out")
+    if args.out and Path(args.out).exists():  # resume a benchmark that was stopped
+        try:
+            earlier = read_json(Path(args.out), "results of bench.solve", "give another --out", solve_fault)
+            if earlier["protocol"] != protocol:
+                raise BadFile(f"{args.out} holds results of another protocol: give another --out")
+        except BadFile as error:  # bad input: one line, exit status 2
+            print(f"solve.py: error: {error}", file=sys.stderr)
+            sys.exit(2)
         done = {run["seed"]: run for run in earlier["runs"]}
     runs = []
     for seed in parse_seeds(args.seeds):

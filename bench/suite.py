@@ -46,8 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from agents.files import write_json
-from bench.common import parse_seeds, split_settings, train_command, worker_share
-from bench.suite_report import interquartile_means, plot, result_path, table
+from bench.common import BadFile, is_number, parse_seeds, read_json, split_settings, train_command, worker_share
+from bench.suite_report import interquartile_means, plot, read_result, result_path, table
 from training.presets import TUNED
 from training.run_files import run_name
 from training.settings import Config, make_config, parse_args
@@ -142,9 +142,19 @@ def launch(command: list[str], log: Path, sessions: Path) -> int:
                 signal.signal(s, handler)
     if passed and status != 0:
         status = 128 + passed[0]
-    done = json.loads(sessions.read_text()) if sessions.is_file() else []
+    done = read_sessions(sessions) or []  # an unreadable record of wall times is started again
     write_json(sessions, [*done, {"command": command, "seconds": time.perf_counter() - started, "status": status}])
     return status
+
+
+def read_sessions(path: Path) -> list[dict] | None:
+    """The sessions (command, seconds, status) a run took, or None where the file is missing or unreadable."""
+    try:
+        sessions = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    valid = isinstance(sessions, list) and all(isinstance(s, dict) and is_number(s.get("seconds")) for s in sessions)
+    return sessions if valid else None
 
 
 def curves(run_dir: Path) -> dict[str, list]:
@@ -162,11 +172,12 @@ def check_protocol(env: str, seed: int, extra: list[str], out: Path, workers: in
     """Refuse (exit 2) a run whose result or run folder in ``out`` has other settings than this command's."""
     expected, result = expected_config(env, seed, extra, out / "runs", workers), result_path(out, env, seed)
     folders = run_folders(out, env, seed)
-    if result.is_file():
-        path, saved = result, json.loads(result.read_text())["config"]
+    if result.exists():
+        path, saved = result, read_result(result)["config"]
     elif folders and (folders[-1] / "config.json").is_file():
         path = folders[-1] / "config.json"
-        saved = json.loads(path.read_text())
+        fix = f"remove the run folder {folders[-1]}, and the same command trains that run again"
+        saved = read_json(path, "a run's settings", fix, lambda d: None if isinstance(d, dict) else "not an object")
     else:
         return
     if changed := differences(saved, expected):
@@ -214,7 +225,7 @@ def run_one(env: str, seed: int, extra: list[str], out: Path, workers: int) -> i
         "env_steps": summary["env_steps"],
         "train_seconds": summary["train_seconds"],
         "workers": summary.get("workers", 1),
-        "wall_seconds": sum(s["seconds"] for s in json.loads(sessions.read_text())) if sessions.is_file() else None,
+        "wall_seconds": sum(s["seconds"] for s in times) if (times := read_sessions(sessions)) is not None else None,
         "solved_at_env_steps": summary["solved_at_env_steps"],
         "final_eval": summary["final_eval"],
         "best_eval": summary.get("best_eval"),  # the best check, and its agent re-evaluated on fresh episodes
@@ -283,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
+    except BadFile as error:  # a result or run file that is not what the suite wrote
+        bad_input(str(error))
     except KeyboardInterrupt:  # between runs: every result is written whole or not at all
         say("suite.py: SIGINT: stopped; the same command continues the suite")
         sys.exit(130)

@@ -3,24 +3,62 @@ means with stratified bootstrap confidence intervals, the learning curves. It re
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from agents.files import write_json
 from bench.anchors import ANCHORS, NO_ANCHOR
-from bench.common import seed_list
+from bench.common import BadFile, is_number, read_json, seed_list
 
 
 def result_path(out: Path, env: str, seed: int) -> Path:
     return out / "results" / f"{env.replace('/', '-')}__{seed}.json"
 
 
+RESULT_KEYS = ("env", "seed", "config", "env_steps", "final_eval", "eval_curve", "train_return_end", "wall_seconds")
+REDO = "remove it, and the same command trains that run again"
+
+
+def result_fault(result: Any) -> str | None:
+    """What keeps ``result`` (a per-run JSON) from being read as the suite writes it, or None."""
+    if not isinstance(result, dict):
+        return f"a JSON {type(result).__name__}, not an object"
+    missing = [key for key in RESULT_KEYS if key not in result]
+    if missing:
+        return f"no {', '.join(missing)}"
+    if not isinstance(result["config"], dict) or not isinstance(result["seed"], int):
+        return "its config is not an object, or its seed not a whole number"
+    curve = result["eval_curve"]
+    if not isinstance(curve, list) or not all(
+        isinstance(point, list) and len(point) == 2 and all(map(is_number, point)) for point in curve
+    ):
+        return "its eval_curve is not a list of [env steps, return] numbers"
+    final = result["final_eval"]
+    if not (
+        isinstance(final, dict) and isinstance(final.get("greedy"), dict) and is_number(final["greedy"].get("mean"))
+    ):
+        return "its final_eval has no greedy mean"
+    numbers_or_none = ("train_return_end", "wall_seconds")
+    if not is_number(result["env_steps"]) or any(
+        not (result[k] is None or is_number(result[k])) for k in numbers_or_none
+    ):
+        return "its env_steps, train_return_end or wall_seconds is not a number"
+    return None
+
+
+def read_result(path: Path) -> dict:
+    """One run's result JSON, checked (a ``BadFile`` naming what is wrong)."""
+    if path.exists() and not path.is_file():
+        raise BadFile(f"{path} is not a result file (a folder): {REDO}")
+    return read_json(path, "a result of the suite", REDO, result_fault)
+
+
 def load_results(out: Path, env: str, seeds: list[int]) -> list[dict]:
     paths = [result_path(out, env, seed) for seed in seeds]
-    return [json.loads(path.read_text()) for path in paths if path.is_file()]
+    return [read_result(path) for path in paths if path.exists()]
 
 
 def aligned(results: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +130,11 @@ def random_return(env: str, out: Path, episodes: int = 10) -> float:
     """A uniform-random policy's mean return over ``episodes`` seeded episodes, measured once and kept."""
     path = out / "results" / f"random__{env.replace('/', '-')}.json"
     if path.is_file():
-        return json.loads(path.read_text())["mean"]
+
+        def fault(saved: Any) -> str | None:
+            return None if isinstance(saved, dict) and is_number(saved.get("mean")) else "no mean return"
+
+        return read_json(path, "a random policy's return", REDO, fault)["mean"]
     from envs import make_env, time_limit
 
     environment, returns = make_env(env), []

@@ -74,13 +74,50 @@ def test_suite_smoke_run_writes_results_and_a_table_and_does_not_train_again(tmp
     assert len(other.stderr.strip().splitlines()) == 1
 
 
+def test_results_and_run_files_that_are_not_what_the_suite_wrote_are_one_line(tmp_path):
+    """Truncated or hand-edited files gave tracebacks, and a bad sessions file blocked its run on every re-run."""
+    out = tmp_path / "suite"
+    args = ["--envs", "CartPole-v1", "--seeds", "1", "--out", str(out)]
+    assert suite(*args, *SMOKE).returncode == 0
+    result_file = out / "results" / "CartPole-v1__1.json"
+    good = json.loads(result_file.read_text())
+    broken = {
+        "[]": "a JSON list, not an object",
+        "{": "JSONDecodeError",
+        json.dumps({k: v for k, v in good.items() if k != "config"}): "no config",
+        json.dumps({**good, "eval_curve": [[1000, "x"]]}): "eval_curve is not a list of [env steps, return] numbers",
+        json.dumps({**good, "final_eval": {}}): "final_eval has no greedy mean",
+    }
+    for text, fault in broken.items():
+        result_file.write_text(text)
+        for extra in (["--table-only"], SMOKE) if text == "[]" else (["--table-only"],):  # training reads it first
+            refused = suite(*args, *extra)
+            assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1, refused.stderr
+            assert refused.stderr.startswith(f"suite.py: error: {result_file} is not a result of the suite")
+            assert fault in refused.stderr and refused.stderr.rstrip().endswith("trains that run again")
+    result_file.unlink()
+    result_file.mkdir()  # a folder where the result should be
+    assert "(a folder)" in suite(*args, "--table-only").stderr
+    result_file.rmdir()
+    run = next(p for p in (out / "runs").iterdir() if p.is_dir())
+    (out / "runs" / "CartPole-v1__suite__1.sessions.json").write_text("not json")  # only wall times: started again
+    (run / "summary.json").unlink()  # so that the run is trained again, from its checkpoint
+    again = suite(*args, *SMOKE)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(result_file.read_text())["wall_seconds"] > 0
+    result_file.unlink()
+    (run / "config.json").write_text("not json")
+    refused = suite(*args, *SMOKE)
+    assert refused.returncode == 2 and f"{run / 'config.json'} is not a run's settings" in refused.stderr
+
+
 def test_the_table_names_the_seeds_found_and_counts_those_whose_evaluation_reached_the_target(tmp_path):
     out = tmp_path / "suite"
     curves = {1: [-50.0, 210.0, 150.0], 2: [-50.0, 120.0, 190.0]}  # LunarLander-v3's target: 200
     (out / "results").mkdir(parents=True)
     for env in ("LunarLander-v3", "MountainCar-v0"):  # MountainCar-v0 has no target
         for seed, returns in curves.items():
-            result = dict(seed=seed, env=env, env_steps=3000, wall_seconds=1.0, workers=1, train_return_end=0.0)
+            result = dict(seed=seed, env=env, config={}, env_steps=3000, wall_seconds=1.0, train_return_end=0.0)
             result |= dict(eval_curve=[[1000 * (k + 1), r] for k, r in enumerate(returns)])
             result |= dict(final_eval={"greedy": {"mean": returns[-1], "std": 0.0, "min": 0.0, "max": 0.0}})
             (out / "results" / f"{env}__{seed}.json").write_text(json.dumps(result))
@@ -99,7 +136,7 @@ def test_the_bootstrap_intervals_are_the_same_on_every_run(tmp_path):
     out = tmp_path / "suite"
     (out / "results").mkdir(parents=True)
     for seed, final in enumerate([-120.0, 40.0, 95.0, 180.0, 230.0], start=1):  # spread: resamples differ
-        result = dict(seed=seed, env="LunarLander-v3", env_steps=3000, wall_seconds=1.0, workers=1)
+        result = dict(seed=seed, env="LunarLander-v3", env_steps=3000, wall_seconds=1.0, workers=1, config={})
         result |= dict(train_return_end=0.0, eval_curve=[[3000, final]])
         result |= dict(final_eval={"greedy": {"mean": final, "std": 0.0, "min": 0.0, "max": 0.0}})
         (out / "results" / f"LunarLander-v3__{seed}.json").write_text(json.dumps(result))
