@@ -34,27 +34,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from agents.files import write_json
-from bench.common import BadFile, is_number, parse_seeds, read_json, split_settings, train_command, worker_share
+from bench.common import BadFile, parse_seeds, read_json, split_settings, train_command, worker_share
+from bench.suite_process import STOPPED, last_words, launch, read_sessions, wall_seconds
 from bench.suite_report import interquartile_means, plot, read_result, result_path, table
 from training.presets import TUNED
-from training.run_files import run_name
+from training.run_files import lock_folder, run_name
 from training.settings import Config, make_config, parse_args
 
 SUITE = tuple(TUNED)  # every environment with a --preset tuned entry, in that file's order: cheapest first
-EXP_NAME, CURVE_POINTS, STOPPED = "suite", 300, (130, 143)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+EXP_NAME, CURVE_POINTS = "suite", 300
 TAGS = ("eval/return_mean", "eval/sampled_return_mean", "charts/episodic_return")
 # the settings that define a run's experiment (not housekeeping such as --logdir or --threads)
 EXPERIMENT = [f.name for f in fields(Config) if f.metadata.get("experiment", True)]
@@ -111,50 +106,6 @@ def run_folders(out: Path, env: str, seed: int) -> list[Path]:
     base = stem(out, env, seed)
     folders = [p for p in base.parent.glob(f"{base.name}__*") if p.is_dir()]
     return sorted(folders, key=lambda p: int(p.name.rsplit("__", 1)[1]) if p.name[-1].isdigit() else -1)
-
-
-def launch(command: list[str], log: Path, sessions: Path) -> int:
-    """Run train.py, its output into ``log``. It runs in its own session and gets SIGINT and SIGTERM from
-    here only, passed on once each time, so that it stops with a checkpoint; a hang-up (a closed terminal,
-    unless under nohup) is passed on as SIGTERM. Each session's time is kept. A run stopped so returns the
-    signal's status (128 + its number) whatever it exited with: torchrun exits 1 when it was stopped."""
-    started = time.perf_counter()
-    with log.open("a") as output:
-        output.write(f"$ {shlex.join(command)}\n")
-        output.flush()
-        unbuffered = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the log follows the run
-        child = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=unbuffered, start_new_session=True
-        )
-
-        passed: list[int] = []
-
-        def pass_on(signum: int, _: object) -> None:
-            passed.append(signal.SIGTERM if signum == signal.SIGHUP else signum)
-            child.send_signal(passed[-1])
-
-        watched = [s for s in STOP_SIGNALS if s != signal.SIGHUP or signal.getsignal(s) is not signal.SIG_IGN]
-        passed_on = {s: signal.signal(s, pass_on) for s in watched}
-        try:
-            status = child.wait()
-        finally:
-            for s, handler in passed_on.items():
-                signal.signal(s, handler)
-    if passed and status != 0:
-        status = 128 + passed[0]
-    done = read_sessions(sessions) or []  # an unreadable record of wall times is started again
-    write_json(sessions, [*done, {"command": command, "seconds": time.perf_counter() - started, "status": status}])
-    return status
-
-
-def read_sessions(path: Path) -> list[dict] | None:
-    """The sessions (command, seconds, status) a run took, or None where the file is missing or unreadable."""
-    try:
-        sessions = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    valid = isinstance(sessions, list) and all(isinstance(s, dict) and is_number(s.get("seconds")) for s in sessions)
-    return sessions if valid else None
 
 
 def curves(run_dir: Path) -> dict[str, list]:
@@ -225,7 +176,7 @@ def run_one(env: str, seed: int, extra: list[str], out: Path, workers: int) -> i
         "env_steps": summary["env_steps"],
         "train_seconds": summary["train_seconds"],
         "workers": summary.get("workers", 1),
-        "wall_seconds": sum(s["seconds"] for s in times) if (times := read_sessions(sessions)) is not None else None,
+        "wall_seconds": wall_seconds(read_sessions(sessions)),
         "solved_at_env_steps": summary["solved_at_env_steps"],
         "final_eval": summary["final_eval"],
         "best_eval": summary.get("best_eval"),  # the best check, and its agent re-evaluated on fresh episodes
@@ -271,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             (out / "results").mkdir(exist_ok=True)
         except OSError as error:
             bad_input(f"cannot write in --out {out}: {error.strerror or error}")
+        try:  # one suite per --out: two would train every run twice
+            lock = lock_folder(out, "suite.py (one suite per --out)")  # noqa: F841 (held until the process ends)
+        except ValueError as error:
+            bad_input(str(error))
         for env in envs:
             for seed in seeds:
                 status = run_one(env, seed, extra, out, args.workers)
@@ -279,8 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                     return status
                 if status != 0:
                     log = Path(f"{stem(out, env, seed)}.log")
-                    lines = log.read_text().strip().splitlines() if log.is_file() else []
-                    say(f"{env} seed {seed}: train.py exited {status}: {lines[-1] if lines else ''} (log: {log})")
+                    say(f"{env} seed {seed}: train.py exited {status}: {last_words(log)} (log: {log})")
                     failed.append(f"{env} seed {seed}")
     found = table(envs, seeds, out)
     interquartile_means(found, out)

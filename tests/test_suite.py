@@ -13,7 +13,9 @@ import pytest
 from builders import ROOT, run_cli
 
 from bench.common import parse_seeds, seed_list
+from bench.suite_process import last_words, wall_seconds
 from training import TUNED, Config, make_config, parse_args
+from training.run_files import lock_folder
 
 SMOKE = ["--", "--total-env-steps", "3000", "--eval-every-steps", "1000", "--eval-episodes", "2"]
 ANCHOR_COLUMNS = ("Tianshou 3M", "Tianshou 10M", "Spinning Up VPG 3M", "target")
@@ -176,17 +178,23 @@ def test_suite_workers_run_under_torchrun_with_the_same_batch_and_resume_with_th
     assert len(other.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_stopped_suite_stops_with_its_run_checkpointed_and_starts_no_other(tmp_path, workers):
-    out = tmp_path / "suite"
-    args = ["--envs", "CartPole-v1", "--seeds", "1,2", "--out", str(out), "--workers", str(workers)]
-    command = [sys.executable, "-m", "bench.suite", *args, "--", "--print-every", "1"]
+def suite_at_its_third_update(out, args):
+    """A suite started with ``args``, once its first run (CartPole-v1, seed 1) has made 3 updates; its log."""
+    command = [sys.executable, "-m", "bench.suite", *args]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     log = out / "runs" / "CartPole-v1__suite__1.log"
     deadline = time.monotonic() + 120
     while not (log.is_file() and "update    3" in log.read_text()):
         assert process.poll() is None and time.monotonic() < deadline, "the first run never reached update 3"
         time.sleep(0.2)
+    return process, log
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stopped_suite_stops_with_its_run_checkpointed_and_starts_no_other(tmp_path, workers):
+    out = tmp_path / "suite"
+    args = ["--envs", "CartPole-v1", "--seeds", "1,2", "--out", str(out), "--workers", str(workers)]
+    process, _ = suite_at_its_third_update(out, [*args, "--", "--print-every", "1"])
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     # torchrun exits 1 when stopped: the suite must still read it as a stop, not a failed run to pass over
@@ -195,6 +203,36 @@ def test_a_stopped_suite_stops_with_its_run_checkpointed_and_starts_no_other(tmp
     assert not (out / "runs" / "CartPole-v1__suite__2.log").exists() and not list((out / "results").iterdir())
     (run,) = (out / "runs").glob("CartPole-v1__suite__1__*")
     assert (run / "checkpoint.pt").is_file() and not (run / "model.pt").exists()
+
+
+def test_a_killed_suite_leaves_no_run_behind_and_one_suite_holds_its_out(tmp_path):
+    """kill -9 of the suite left its train.py training as an orphan, holding the run's lock against the re-run;
+    two suites on one --out trained every run twice."""
+    out = tmp_path / "suite"
+    args = ["--envs", "CartPole-v1", "--seeds", "1", "--out", str(out)]
+    flags = ["--", "--total-env-steps", "5000000", "--eval-every-steps", "50000", "--eval-episodes", "2"]
+    process, log = suite_at_its_third_update(out, [*args, *flags, "--print-every", "1"])
+    deadline = time.monotonic() + 120
+    second = suite(*args, *flags)
+    assert second.returncode == 2 and "is in use by another suite.py" in second.stderr, second.stderr
+    process.kill()
+    process.communicate(timeout=60)
+    while "SIGTERM: stopped after update" not in log.read_text():  # the run stops as a SIGTERM stops it
+        assert time.monotonic() < deadline, "the run went on after its suite was killed"
+        time.sleep(0.2)
+    (run,) = (out / "runs").glob("CartPole-v1__suite__1__*")
+    assert (run / "checkpoint.pt").is_file()
+    lock_folder(run, "train.py").close()  # no orphan holds it: the next suite resumes the run
+
+
+def test_a_failed_run_is_reported_by_its_own_line_and_its_failed_sessions_take_no_wall_time(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text("train.py: error: the environment's step raised ...\nTraceback...\n" + "=" * 40 + "\n")
+    assert last_words(log) == "train.py: error: the environment's step raised ..."
+    log.write_text("[rank0]: RuntimeError: gloo connection closed\n" + "=" * 40 + "\n")  # torchrun frames its report
+    assert last_words(log) == "[rank0]: RuntimeError: gloo connection closed"
+    sessions = [{"seconds": 100.0, "status": 143}, {"seconds": 3.0, "status": 2}, {"seconds": 50.0, "status": 0}]
+    assert wall_seconds(sessions) == 150.0 and wall_seconds(None) is None
 
 
 @pytest.mark.parametrize(

@@ -65,21 +65,27 @@ def new_run_dir(config: Config) -> Path:
     return run_dir
 
 
-def lock_run(run_dir: Path) -> IO[str] | None:
-    """Hold the run folder for this process until it ends (the lock goes with the process, however it
-    ends): a second ``train.py`` on the same folder is refused instead of writing it too."""
+def lock_folder(folder: Path, holder: str) -> IO[str] | None:
+    """Hold ``folder`` for this process until it ends (the lock goes with the process, however it ends): a second
+    ``holder`` (a program's name) on the same folder is refused in one line instead of writing it too."""
     if fcntl is None:
         return None
     try:
-        handle = open(run_dir / LOCK, "a")  # noqa: SIM115 (kept open: it holds the lock for the run)
+        handle = open(folder / LOCK, "a")  # noqa: SIM115 (kept open: it holds the lock for the process)
     except OSError as error:
-        raise ValueError(f"cannot write in the run folder {run_dir}: {error.strerror or error}") from None
+        raise ValueError(f"cannot write in the folder {folder}: {error.strerror or error}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.close()
-        raise ValueError(f"{run_dir} is in use by another train.py: wait for it to end") from None
-    remove_temporary_files(run_dir, CHECKPOINT)  # what a killed writer of this folder left behind
+        raise ValueError(f"{folder} is in use by another {holder}: wait for it to end") from None
+    return handle
+
+
+def lock_run(run_dir: Path) -> IO[str] | None:
+    """Hold the run folder (``lock_folder``) and remove what a killed writer of its checkpoint left behind."""
+    handle = lock_folder(run_dir, "train.py")
+    remove_temporary_files(run_dir, CHECKPOINT)
     return handle
 
 
