@@ -17,8 +17,9 @@ Exit status: 0 trained (solved or out of budget; a GIF that cannot be recorded i
 1 stopped after too many non-finite updates in a row, 2 bad input (one line on stderr, nothing written),
 3 a file of the run could not be written (a full disk, permissions: one line names it; what was written
 before stays intact), 4 the environment's own code raised (one line names the error, its line and what was
-kept), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM): during training with a
-checkpoint to resume from, after it (evaluating, recording, watching) at once.
+kept), 5 under torchrun, another worker was lost (one line names the checkpoint to resume from), 128 + N
+stopped by signal N (130 Ctrl-C, 143 SIGTERM): during training with a checkpoint to resume from, after it
+(evaluating, recording, watching) at once.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from envs import EnvConfig, EnvironmentFailed, play, run_heuristic
-from training import Config, FitResult, RunWriteError, Workers, fit, make_config, parse_args
+from training import Config, FitResult, RunWriteError, WorkerLost, Workers, fit, make_config, parse_args
 from training.logs import describe_returns, describe_statistics
 from training.loop import NONFINITE
 from training.run_files import BEST_MODEL, CHECKPOINT, MODEL, load_agent, read_run, saved_env
 from training.signals import Interrupted, InterruptingSignals
 
-EXIT_NONFINITE, EXIT_WRITE_FAILED, EXIT_ENVIRONMENT = 1, 3, 4
+EXIT_NONFINITE, EXIT_WRITE_FAILED, EXIT_ENVIRONMENT, EXIT_WORKER_LOST = 1, 3, 4, 5
 MAIN = os.environ.get("RANK", "0") == "0"  # under torchrun only the main worker (rank 0) speaks
 
 
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return say(f"error: {problem}", 2)
     except EnvironmentFailed as failure:  # the environment's code raised: the run's files are as they were
         return say(f"error: {failure}", EXIT_ENVIRONMENT)
+    except WorkerLost as lost:
+        return say(f"error: {lost}", EXIT_WORKER_LOST)
     if result.stopped is None:
         if MAIN:
             report(result)

@@ -7,7 +7,7 @@ from training.presets import PRESETS, TUNED
 from training.run_files import RunWriteError, saved_config
 from training.settings import Config, config_from_args, make_config, parse_args
 from training.trainer import RunState, Trainer, Update
-from training.workers import Workers
+from training.workers import WorkerLost, Workers
 
 __all__ = [
     "PRESETS",
@@ -21,6 +21,7 @@ __all__ = [
     "RunWriteError",
     "Trainer",
     "Update",
+    "WorkerLost",
     "Workers",
     "config_from_args",
     "fit",

@@ -47,7 +47,7 @@ from training.seeding import VIDEO, derive_seed
 from training.settings import Config, run_settings
 from training.signals import Interrupted, InterruptingSignals, StopSignals
 from training.trainer import RunState, Trainer, Update
-from training.workers import Workers
+from training.workers import WorkerLost, Workers
 
 NONFINITE = "nonfinite"  # why a run stopped: too many non-finite updates in a row
 ENDED = "ended"  # the target or a callback ended training: the run finishes as one out of budget
@@ -161,6 +161,14 @@ class Run:
             raise RunWriteError(f"cannot write in {self.run_dir}: {reason} ({self._kept()})") from None
         except EnvironmentFailed as failure:  # the environment's code: the run's files stay as they were
             raise EnvironmentFailed(f"{self.config.env}: {failure} ({self._kept()})") from failure.__cause__
+        except RuntimeError as error:  # under torchrun, gloo's error when another worker died mid-collective
+            if self.workers.size == 1:
+                raise
+            reason = (str(error).strip().splitlines() or [""])[0][:200]
+            raise WorkerLost(
+                f"a collective with the other workers failed, one probably died (RuntimeError: {reason}); "
+                f"{self._kept()}"
+            ) from None
 
     def _kept(self) -> str:
         """What a run that fails keeps: its model (after training), else its last checkpoint, or nothing."""

@@ -14,6 +14,11 @@ import torch
 import torch.distributed as dist
 
 
+class WorkerLost(Exception):
+    """Under torchrun, a collective with the other workers failed (one of them died, or its connection): the
+    run cannot go on; the message is one line naming the error and the checkpoint to resume from."""
+
+
 @dataclass(frozen=True)
 class Workers:
     """This process's place among the workers torchrun started (without torchrun: 0 of 1)."""
