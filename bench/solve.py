@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,7 +71,10 @@ def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, s
     args = [*settings, "--seed", str(seed), "--total-env-steps", str(budget), "--eval-every-steps", str(check_every)]
     config = config_from_args([*args, "--no-stop-when-solved"])  # the protocol stops once every criterion is met
     protocol = Protocol(criteria, target_return(config))
-    fit(config, callback=protocol, write_run=False, verbose=False)
+    stopped = fit(config, callback=protocol, write_run=False, verbose=False).stopped
+    if stopped in ("SIGINT", "SIGTERM"):  # the seed is unfinished: not recorded, and the benchmark ends here
+        print(f"solve.py: {stopped}: stopped during seed {seed}; the same command with --out goes on", file=sys.stderr)
+        sys.exit(128 + signal.Signals[stopped])
     return {
         "seed": seed,
         "env": config.env,

@@ -1,8 +1,10 @@
 """Smoke runs of the benchmark scripts, so that they keep working (their figures come from full runs)."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +27,21 @@ def test_solve_smoke(tmp_path):
         steps = [point["env_steps"] for point in run_["curve"]]
         assert steps and all(b - a >= 1 for a, b in zip(steps, steps[1:]))
         assert all(s >= 5000 * (i + 1) for i, s in enumerate(steps))  # a check per 5,000 steps, not before
+
+
+def test_solve_stops_on_sigterm_and_records_no_unfinished_seed(tmp_path):
+    """A SIGTERM ended only the seed being trained, and the benchmark went on with the next one."""
+    out = tmp_path / "solve.json"
+    args = ["--seeds", "1-3", "--no-process", "--out", str(out), "--", "--target-return", "100000"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.solve", *args], stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    time.sleep(8)  # inside seed 1: its target can never be met, so it trains its whole 500,000 steps
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1].startswith("solve.py: SIGTERM: stopped during seed 1;")
+    assert not out.exists()  # no seed finished, none recorded
 
 
 def test_throughput_smoke():
