@@ -1,4 +1,4 @@
-"""Issue 6: with torch.distributed, processes that each update on their own episodes end with identical
+"""With torch.distributed, processes that each update on their own episodes end with identical
 parameters, equal to one process's update on all the episodes; `torchrun train.py` runs one run."""
 
 import json

@@ -96,13 +96,12 @@ CLASSIC_500K: dict[str, Any] = dict(
 # Per environment: the protocol, then the agent settings measured best on it. A measured setting goes in its
 # entry with a comment saying what was measured; an entry that says "protocol only" keeps the defaults.
 #
-# MuJoCo, session 5 (README, "Suite"): three candidates on seed 1 at 1M env steps, each with a batch of
-# about 2,000-16,000 steps per update for its environment (complete episodes: the defaults' 8 episodes are
-# 40 steps on InvertedDoublePendulum, whose first policies fall at once, and there the defaults' 20,000
-# small Adam steps drove the log-std to its floor and the return stayed near 25). Best seed-mean greedy
-# evaluation at 1M, candidate A (MUJOCO_A below) / B (the same at Adam 0.003): HalfCheetah 557 / 150,
-# Hopper 946 / 874, Swimmer 24 / 23, Reacher -6.9 / -6.5, InvertedDoublePendulum 582 / not run.
-# A: Tianshou's REINFORCE settings for MuJoCo where we have them (two layers of 64, Adam 0.001, one
+# MuJoCo (README, "Suite"): each entry has a batch of about 2,000-16,000 steps per update for its environment
+# (complete episodes: the defaults' 8 episodes are 40 steps on InvertedDoublePendulum, whose first policies
+# fall at once, and there the defaults' 20,000 small Adam steps drove the log-std to its floor and the return
+# stayed near 25). Best seed-mean greedy evaluation at 1M on seed 1, MUJOCO_A / the same at Adam 0.003:
+# HalfCheetah 557 / 150, Hopper 946 / 874, Swimmer 24 / 23, Reacher -6.9 / -6.5, InvertedDoublePendulum 582 /
+# not run. MUJOCO_A: Tianshou's REINFORCE settings for MuJoCo where we have them (two layers of 64, Adam 0.001, one
 # gradient step per batch, no entropy bonus, the learning rate decayed linearly to 0).
 MUJOCO_A: dict[str, Any] = dict(
     hidden_sizes=(64, 64),
