@@ -17,6 +17,12 @@ _NOT_THE_ENVIRONMENT = (
 )
 
 
+def first_line(error: BaseException, width: int = 200) -> str:
+    """The first line of ``error``'s message, at most ``width`` characters ("" for an empty message): what a
+    one-line report of an error raised by someone else's code quotes."""
+    return (str(error).strip().splitlines() or [""])[0][:width]
+
+
 class EnvironmentFailed(Exception):
     """The environment raised (or exited) in ``reset``, ``step`` or its construction; ``__cause__`` is its error.
     The message is one line: what raised, where, and what to do."""
@@ -24,7 +30,7 @@ class EnvironmentFailed(Exception):
 
 def environment_failed(call: str, error: BaseException) -> EnvironmentFailed:
     """The ``EnvironmentFailed`` of ``error``, raised by the environment's ``call`` (``"step"``, ``"reset"``)."""
-    reason = (str(error).strip().splitlines() or [""])[0][:200]
+    reason = first_line(error)
     frames = traceback.extract_tb(error.__traceback__)
     own = [frame for frame in frames if not frame.filename.startswith(_NOT_THE_ENVIRONMENT)]
     at = f" at {own[-1].filename}:{own[-1].lineno}, in {own[-1].name}" if own else ""

@@ -20,6 +20,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 from gymnasium.wrappers import DiscretizeAction, TimeLimit
 
 from agents import check_spaces
+from envs.contract import first_line
 
 EnvFactory = Callable[..., gym.Env]  # makes one environment (of a class of one's own, say)
 VECTORIZATIONS: tuple[str, ...] = ("auto", "vector_entry_point", "sync", "async")
@@ -60,7 +61,7 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
         try:
             importlib.import_module(module)
         except (Exception, SystemExit) as error:  # the module is the user's code: any error on import is theirs
-            reason = (str(error).strip().splitlines() or [""])[0][:200]
+            reason = first_line(error)
             missing = isinstance(error, ModuleNotFoundError) and f"{module}.".startswith(f"{error.name}.")
             fix = "add its folder to PYTHONPATH (PYTHONPATH=. for the current one)" if missing else "fix the module"
             raise ValueError(
@@ -159,7 +160,7 @@ def _cannot_build(env_id: str, error: BaseException) -> ValueError:
         gym_extra = _gymnasium_extra(error.name.split(".")[0])
         fix = f'run pip install "gymnasium[{gym_extra}]"' if gym_extra else "install the package that provides it"
         return ValueError(f"{env_id} needs the module {error.name}, which is not installed: {fix}")
-    reason = f"{type(error).__name__}: {text.splitlines()[0][:200]}" if text else type(error).__name__
+    reason = f"{type(error).__name__}: {first_line(error)}" if text else type(error).__name__
     return ValueError(f"{env_id} cannot be built ({reason}): fix the environment, or the settings it is made with")
 
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from agents import ReinforceAgent
 from agents.files import write_atomically, write_json
 from envs import EnvironmentFailed, record_gif
+from envs.contract import first_line
 from envs.factory import EnvFactory
 from training.evaluation import Evaluation, Evaluator, no_target_reason, solves, target_return
 from training.logs import (
@@ -164,9 +165,8 @@ class Run:
         except RuntimeError as error:  # under torchrun, gloo's error when another worker died mid-collective
             if self.workers.size == 1:
                 raise
-            reason = (str(error).strip().splitlines() or [""])[0][:200]
             raise WorkerLost(
-                f"a collective with the other workers failed, one probably died (RuntimeError: {reason}); "
+                f"a collective with the other workers failed, one probably died (RuntimeError: {first_line(error)}); "
                 f"{self._kept()}"
             ) from None
 
@@ -304,10 +304,9 @@ class Run:
         except Exception as error:  # rendering is the environment's code (OpenGL, render modes): only the GIF is lost
             if not self.verbose:
                 return
-            reason = (str(error).strip().splitlines() or [""])[0][:120]
             print(
-                f"{_program()}: warning: no GIF ({type(error).__name__}: {reason}); the run's results are saved "
-                "(--no-gif skips recording)",
+                f"{_program()}: warning: no GIF ({type(error).__name__}: {first_line(error, 120)}); the run's "
+                "results are saved (--no-gif skips recording)",
                 file=sys.stderr,
             )
 
