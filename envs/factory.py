@@ -9,8 +9,8 @@ import importlib
 import importlib.metadata
 import inspect
 import math
+import os
 import re
-import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +21,7 @@ from gymnasium.wrappers import DiscretizeAction, TimeLimit
 
 from agents import check_spaces
 from envs.contract import first_line
+from envs.workers import in_worker
 
 EnvFactory = Callable[..., gym.Env]  # makes one environment (of a class of one's own, say)
 VECTORIZATIONS: tuple[str, ...] = ("auto", "vector_entry_point", "sync", "async")
@@ -296,19 +297,13 @@ def _vector_of_envs(
     env: str | EnvFactory, num_envs: int, max_episode_steps: int | None, vectorization: str, action_bins: int | None
 ) -> VectorEnv:
     """``make_vector_env`` for a callable, and for any environment in async mode: Gymnasium's sync or async
-    vector environment of ``make_env``'s environments; an async worker leaves Ctrl-C to the main process."""
+    vector environment of ``make_env``'s environments; an async worker leaves the stop signals to the main process."""
     if vectorization == "vector_entry_point":
         raise ValueError("an environment made by a callable has no native vector implementation: use sync or async")
     make_env(env, max_episode_steps, action_bins=action_bins).close()  # its one-line errors, here
     build = functools.partial(make_env, env, max_episode_steps, action_bins=action_bins)
     if vectorization == "async":
-        return AsyncVectorEnv([functools.partial(_in_worker, build)] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
+        return AsyncVectorEnv(
+            [functools.partial(in_worker, build, os.getpid())] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP
+        )
     return SyncVectorEnv([build] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
-
-
-def _in_worker(build: Callable[[], gym.Env]) -> gym.Env:
-    """An async worker's environment, made after the worker stops taking SIGINT: Ctrl-C in a terminal reaches the
-    whole process group, and the main process alone stops the run (it finishes its update, writes its
-    checkpoint, then closes the workers); a worker killed by it would lose that update and print a traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return build()

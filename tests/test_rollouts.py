@@ -1,6 +1,9 @@
 """Environments and rollouts: construction and its errors, the vector rollout's masking against single-env
 replays, time limits and episodes that never end, the notebook's heuristic."""
 
+import signal
+import threading
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -155,6 +158,20 @@ def test_async_vector_env_collects_the_same_episodes_as_sync():
     sync, asynchronous = batches
     for name in ("observations", "actions", "rewards", "terminated", "truncated", "valid"):
         assert (getattr(sync, name) == getattr(asynchronous, name)).all(), name
+
+
+def test_a_forced_close_still_ends_the_async_workers():
+    """The workers take SIGTERM only from the process that owns them, and Gymnasium's forced close is that one.
+    The main process, where Gymnasium makes an environment too, keeps its own signal handling."""
+    before = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    env = make_vector_env("CartPole-v1", 2, vectorization="async")
+    assert (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])) == before
+    workers = list(env.processes)
+    closing = threading.Thread(target=env.close, kwargs={"terminate": True}, daemon=True)
+    closing.start()
+    closing.join(timeout=30)
+    assert not closing.is_alive(), "the forced close hangs"
+    assert [worker.exitcode for worker in workers] == [128 + signal.SIGTERM] * 2
 
 
 def test_environments_that_need_a_missing_package_say_what_to_install():
