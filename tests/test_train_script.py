@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 import torch
 from builders import FAST, FiveStepEnv, only_run, run_cli, squashed
+from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
 from agents import (
     ReinforceAgent,
 )
+from envs import evaluate
 from training import PRESETS, Evaluator, Trainer, make_config, parse_args
+from training.seeding import EVALUATION, derive_seed
 from training.settings import AGENT_SETTINGS
 
 PER_UPDATE_TAGS = {
@@ -202,6 +205,22 @@ def test_sampled_evaluations_never_move_the_greedy_ones():
         assert alone.tolist() == beside.tolist()
     greedy_only.close()
     both.close()
+
+
+def test_an_async_run_evaluates_in_its_own_process_on_the_episodes_async_would_give():
+    """An evaluation has one environment per episode: as worker processes, 100 of them by default."""
+    config = make_config({"eval_episodes": 6, "seed": 3, "vectorization": "async"})
+    agent = Trainer(make_config({"seed": 3})).agent
+    evaluator = Evaluator(config)
+    assert isinstance(evaluator.env, SyncVectorEnv)
+    in_workers = config.env_config().make_vector(config.eval_episodes)
+    assert isinstance(in_workers, AsyncVectorEnv)
+    seed = derive_seed(config.seed, EVALUATION, 0)  # the first greedy check's
+    limit = config.env_config().time_limit()
+    expected = evaluate(agent, in_workers, 6, True, np.random.default_rng(seed), seed, limit)
+    in_workers.close()
+    assert evaluator(agent).tolist() == expected.tolist()
+    evaluator.close()
 
 
 def test_a_check_at_the_same_step_is_not_made_twice():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -73,7 +74,10 @@ class Evaluator:
 
     @functools.cached_property
     def env(self) -> VectorEnv:  # made on first use: under torchrun only the main worker evaluates
-        return self.env_config.make_vector(self.config.eval_episodes)
+        env = self.env_config
+        if env.vectorization == "async":  # one environment per episode: not a process each (100 by default)
+            env = dataclasses.replace(env, vectorization="sync")  # the same episodes as async (tested)
+        return env.make_vector(self.config.eval_episodes)
 
     def due(self, env_steps: int) -> bool:
         """Whether an update that brought the run to ``env_steps`` is the first at or after the next
