@@ -50,7 +50,10 @@ def launch(command: list[str], log: Path, sessions: Path) -> int:
         watched = [s for s in STOP_SIGNALS if s != signal.SIGHUP or signal.getsignal(s) is not signal.SIG_IGN]
         passed_on = {s: signal.signal(s, pass_on) for s in watched}
         try:
-            status = child.wait()
+            status = None
+            while status is None:  # in steps: Ray's cancel of a task runs the SIGINT handler between them
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    status = child.wait(timeout=1)
         finally:
             for s, handler in passed_on.items():
                 signal.signal(s, handler)
@@ -72,7 +75,9 @@ def wall_seconds(sessions: list[dict] | None) -> float | None:
 def _stop_with_parent(parent: int) -> None:
     """In the child, before train.py starts (Linux): SIGTERM when the suite dies, even by ``kill -9``, so that no
     run goes on training unwatched, holding its folder's lock; it stops as a SIGTERM always stops it, with a
-    checkpoint, and the next suite resumes it."""
+    checkpoint, and the next suite resumes it. The stop signals are unblocked: a Ray worker blocks SIGINT, and
+    train.py would inherit that."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     with contextlib.suppress(AttributeError, OSError):  # not Linux: an orphan is possible, and its run's lock says so
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the suite died before the request was made

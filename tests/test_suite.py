@@ -134,7 +134,6 @@ def test_the_table_names_the_seeds_found_and_counts_those_whose_evaluation_reach
 
 
 def test_the_bootstrap_intervals_are_the_same_on_every_run(tmp_path):
-    pytest.importorskip("rliable")
     out = tmp_path / "suite"
     (out / "results").mkdir(parents=True)
     for seed, final in enumerate([-120.0, 40.0, 95.0, 180.0, 230.0], start=1):  # spread: resamples differ
