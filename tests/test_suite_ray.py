@@ -68,6 +68,8 @@ def test_a_tiny_suite_on_ray_gives_the_results_and_the_table_it_gives_without(tm
         for row in rows.values():
             del row["wall s"]  # Ray runs two at a time, and starts first
     assert rows_on_ray == rows_here
+    other = suite(*ENVS, "--out", str(tmp_path / "ray"), "--ray", *SHORT, "--learning-rate", "0.02")
+    assert other.returncode == 2 and "has other settings (learning_rate)" in other.stderr  # one protocol per --out
 
 
 def test_the_runs_spread_over_two_nodes_and_their_results_come_home(tmp_path):
