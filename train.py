@@ -18,12 +18,13 @@ Exit status: 0 trained (solved or out of budget; a GIF that cannot be recorded i
 3 a file of the run could not be written (a full disk, permissions: one line names it; what was written
 before stays intact), 4 the environment's own code raised (one line names the error, its line and what was
 kept), 5 under torchrun, another worker was lost (one line names the checkpoint to resume from), 128 + N
-stopped by signal N (130 Ctrl-C, 143 SIGTERM): during training with a checkpoint to resume from, after it
-(evaluating, recording, watching) at once.
+stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 a closed terminal): during training with a checkpoint to
+resume from, after it (evaluating, recording, watching) at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -155,6 +156,34 @@ def watch(config: Config, target: str, given: set[str]) -> None:
     play(agent, env, config.watch_episodes, config.seed, path.parent)
 
 
+class Console:
+    """stdout that never ends a run: once its reader is gone (``| head``) or its device is full, what is printed
+    goes nowhere. The run's files are its record, and a failed print is not a failure to write them."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError:
+            self._lost()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError:
+            self._lost()
+
+    def _lost(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # the interpreter's own last flush then goes nowhere too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def thread_failed(args: threading.ExceptHookArgs) -> None:
     """TensorBoard writes its event file from a thread. A full disk there ends that thread, and the main
     thread meets the same error at its next write, where it is reported in one line (exit status 3):
@@ -165,4 +194,8 @@ def thread_failed(args: threading.ExceptHookArgs) -> None:
 
 if __name__ == "__main__":
     threading.excepthook = thread_failed
-    sys.exit(main())
+    sys.stdout = Console(sys.stdout)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C while the run was being set up: training had not started
+        sys.exit(say("SIGINT: stopped before training started", 128 + signal.SIGINT))

@@ -14,7 +14,7 @@ import gymnasium as gym
 
 
 def in_worker(build: Callable[[], gym.Env], main_pid: int) -> gym.Env:
-    """The environment ``build`` makes, in a worker that ignores SIGINT and obeys SIGTERM only from
+    """The environment ``build`` makes, in a worker that ignores SIGINT and SIGHUP and obeys SIGTERM only from
     ``main_pid``: Gymnasium's forced close terminates its workers with SIGTERM, and that must still end them.
 
     :param build: makes the worker's environment.
@@ -23,6 +23,8 @@ def in_worker(build: Callable[[], gym.Env], main_pid: int) -> gym.Env:
     if os.getpid() == main_pid:  # Gymnasium makes one environment in the main process too, to read its spaces
         return build()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):  # a closed terminal's: the main process stops the run
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if hasattr(signal, "sigwaitinfo"):  # it names the sender; where it is missing (macOS), SIGTERM ends the worker
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # the thread below inherits the mask
         threading.Thread(target=_end_on_sigterm_from, args=(main_pid,), daemon=True).start()

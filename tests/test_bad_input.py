@@ -20,6 +20,9 @@ import train
 BAD_INPUT = [
     # (arguments, words the one-line message must contain); {root} and {run} are filled in
     (["--env", "CartPol-v1"], "did you mean CartPole-v1"),
+    (["--heuristic", "--resume", "{run}"], "argument --resume: not allowed with argument --heuristic"),
+    (["--watch", "{run}", "--resume", "{run}"], "argument --resume: not allowed with argument --watch"),
+    (["--resume", "{run}", "--preset", "textbook"], "--resume continues a run with its own settings"),
     (["--env", "NoSuchEnv-v9"], "unknown environment id"),
     (["--env", "Blackjack-v1"], "unsupported observation space Tuple"),
     (["--learning-rate", "0"], "learning_rate must be > 0"),

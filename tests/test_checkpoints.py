@@ -178,13 +178,15 @@ def wait_for(process, text, timeout=60):
     [
         (signal.SIGINT, 130, "auto"),
         (signal.SIGTERM, 143, "auto"),
+        (signal.SIGHUP, 129, "auto"),
         (signal.SIGINT, 130, "async"),
         (signal.SIGTERM, 143, "async"),
+        (signal.SIGHUP, 129, "async"),
     ],
 )
 def test_a_signal_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path, signum, status, vectorization):
-    """The signal goes to the whole process group, as Ctrl-C in a terminal or a batch scheduler's SIGTERM does:
-    async workers included."""
+    """The signal goes to the whole process group, as Ctrl-C in a terminal, a batch scheduler's SIGTERM or a
+    closed terminal's SIGHUP does: async workers included."""
     args = ["--no-stop-when-solved", "--print-every", "1", "--checkpoint-every", "1000", *FAST]
     args += ["--vectorization", vectorization]
     process = subprocess.Popen(

@@ -7,10 +7,12 @@ import math
 import os
 import shutil
 import signal
+import subprocess
+import sys
 
 import gymnasium as gym
 import pytest
-from builders import FiveStepEnv, only_run, run_cli, signal_handlers
+from builders import FAST, ROOT, FiveStepEnv, only_run, run_cli, signal_handlers
 
 import train
 import training.loop
@@ -165,3 +167,23 @@ def test_a_moved_run_resumed_names_its_new_folder(tmp_path, capsys):
     assert train.main(["--resume", str(moved), "--max-updates", "3", "--eval-episodes", "5"]) == 0
     out = capsys.readouterr().out
     assert f"--logdir {tmp_path / 'mine'}" in out and "theirs" not in out
+
+
+@pytest.mark.parametrize("stdout", ["a closed pipe", "a full device"])
+def test_a_stdout_that_takes_nothing_neither_stops_the_run_nor_is_blamed_for_it(tmp_path, stdout):
+    """``python train.py | head -1``, or ``> /dev/full``: what is printed is lost, the run is not."""
+    command = [sys.executable, str(ROOT / "train.py"), "--logdir", str(tmp_path / "runs"), "--print-every", "1"]
+    command += ["--total-env-steps", "3000", "--eval-every-steps", "1000", *FAST]
+    if stdout == "a closed pipe":
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        process.stdout.close()  # the reader is gone before the first line
+        stderr = process.stderr.read()
+        process.wait(timeout=300)
+    else:
+        with open("/dev/full", "w") as full:
+            process = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=300)
+        stderr = process.stderr
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "cannot write" not in stderr
+    run = only_run(tmp_path / "runs")
+    assert (run / "model.pt").is_file() and (run / "summary.json").is_file()

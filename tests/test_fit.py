@@ -2,6 +2,7 @@
 callbacks that stop a run, runs that write nothing, resuming, and the best agent kept."""
 
 import json
+import signal
 from dataclasses import replace
 
 import gymnasium as gym
@@ -211,3 +212,33 @@ def test_a_solved_run_resumed_ends_again_with_the_agent_it_had(tmp_path):
     )
     onward = fit(onward_config, resume=result.run_dir)
     assert onward.state.env_steps > result.state.env_steps  # asked for, it trains on
+
+
+def test_a_stop_signal_skips_a_due_check_and_stops_within_the_update(tmp_path):
+    """A check can take minutes (100 long episodes): a batch scheduler's grace period would not wait for it."""
+
+    class SignalAtTheSecondUpdate(Callback):
+        checked: list[int] = []
+
+        def on_update(self, state, update):
+            if state.updates == 2:
+                signal.raise_signal(signal.SIGTERM)
+
+        def on_check(self, state, evaluation):
+            self.checked.append(state.updates)
+
+    callback = SignalAtTheSecondUpdate()
+    config = Config(**SHORT | {"total_env_steps": 10**6, "eval_every_steps": 1}, logdir=str(tmp_path))
+    result = fit(config, callback=callback, verbose=False)
+    assert result.stopped == "SIGTERM" and result.state.updates == 2
+    assert callback.checked == [1]  # due at every update; none after the signal
+
+
+def test_a_resume_whose_best_model_is_unreadable_is_refused_before_anything_is_written(tmp_path):
+    first = fit(Config(**SHORT | {"max_updates": 2, "eval_every_steps": 1}, logdir=str(tmp_path)), verbose=False)
+    best = first.run_dir / "best_model.pt"
+    best.write_bytes(best.read_bytes()[:3000])
+    before = {name: (first.run_dir / name).read_bytes() for name in ("model.pt", "checkpoint.pt", "summary.json")}
+    with pytest.raises(ValueError, match="best_model.pt is not a readable checkpoint.*remove it"):
+        fit(Config(**SHORT | {"max_updates": 4}, logdir=str(tmp_path)), resume=first.run_dir, verbose=False)
+    assert before == {name: (first.run_dir / name).read_bytes() for name in before}

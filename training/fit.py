@@ -31,7 +31,7 @@ class FitResult:
     :param summary: what ``summary.json`` holds; None for a run stopped before its end.
     :param run_dir: the run's folder (None when ``fit`` wrote none).
     :param stopped: None for a run that trained to its end (budget, target or callback); ``"nonfinite"`` after
-        too many non-finite updates in a row; ``"SIGINT"`` or ``"SIGTERM"`` when a signal stopped it (its
+        too many non-finite updates in a row; ``"SIGINT"``, ``"SIGTERM"`` or ``"SIGHUP"`` when a signal stopped it (its
         checkpoint is in ``run_dir``).
     :param trained: whether training reached its end (False when it was stopped during training).
     """

@@ -69,7 +69,10 @@ def best_agent(run_dir: Path | None, best_state: dict[str, Any] | None) -> Reinf
     """The best check's agent: ``best_model.pt`` in the run's folder, else the state kept in memory; None
     before any check (or where a resumed run's file was removed)."""
     if run_dir is not None and (run_dir / BEST_MODEL).is_file():
-        return ReinforceAgent.load(run_dir / BEST_MODEL)
+        try:
+            return ReinforceAgent.load(run_dir / BEST_MODEL)
+        except ValueError as problem:
+            raise ValueError(f"{problem}: remove it, and the run goes on without it until a better check") from None
     return None if best_state is None else ReinforceAgent.from_state_dict(best_state)
 
 
@@ -111,6 +114,7 @@ class Run:
             if checkpoint is not None:
                 self.run_dir = Path(resume)
                 restore_run(self.run_dir, checkpoint, self.trainer, self.evaluator)
+                best_agent(self.run_dir, None)  # read at the end: refused now if bad, before any write
                 self.lock = lock_run(self.run_dir) if self.main else None  # one process per run folder
         except (ValueError, OSError) as problem:
             error = str(problem)
@@ -202,8 +206,8 @@ class Run:
         with StopSignals() as signals:
             while not ended and stop is None and trainer.within_budget():
                 update = trainer.step()  # every worker plays its episodes; the update combines them
-                if main:
-                    ended = self._after_update(update, bar, callback)
+                if main:  # a stop signal skips a due check: it stops within the update, as promised
+                    ended = self._after_update(update, bar, callback, signals)
                     if not ended and state.skipped_in_a_row >= config.max_nonfinite_updates:
                         stop = NONFINITE
                     # best_model.pt is checkpointed with the counters that name it
@@ -223,8 +227,9 @@ class Run:
         bar.close()
         return stop
 
-    def _after_update(self, update: Update, bar: tqdm, callback: Callback) -> bool:
-        """Log an update, check when due; whether the target or the callback ends the run here."""
+    def _after_update(self, update: Update, bar: tqdm, callback: Callback, signals: StopSignals) -> bool:
+        """Log an update, check when due (unless ``signals`` received one); whether the target or the callback
+        ends the run here."""
         state, config = self.trainer.state, self.config
         if self.writer is not None:
             log_update(self.writer, self.trainer, update)
@@ -236,7 +241,7 @@ class Run:
             line = describe_returns(update.episode_returns)
             self._say(bar, f"update {state.updates:4d}  steps {state.env_steps:7d}  {line}")
         ended = bool(callback.on_update(state, update))
-        if self.evaluator.due(state.env_steps):
+        if signals.received is None and self.evaluator.due(state.env_steps):
             evaluation, _ = self.evaluator.check(self.trainer.agent, state.env_steps)
             if self._record(evaluation) and config.stop_when_solved:
                 ended = True

@@ -238,9 +238,10 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
         choices=sorted([*PRESETS, "tuned"]),
         help="start from a named set of settings (tuned: the suite's settings for --env, training/presets.py)",
     )
-    modes.add_argument("--heuristic", action="store_true", help="evaluate the notebook's hard-coded CartPole policy")
-    modes.add_argument("--watch", metavar="RUN_DIR_OR_MODEL", help="play a saved agent (window, or a GIF)")
-    modes.add_argument(
+    one_mode = modes.add_mutually_exclusive_group()  # each is a mode of its own: two would leave one unheard
+    one_mode.add_argument("--heuristic", action="store_true", help="evaluate the notebook's hard-coded CartPole policy")
+    one_mode.add_argument("--watch", metavar="RUN_DIR_OR_MODEL", help="play a saved agent (window, or a GIF)")
+    one_mode.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue a stopped run in its folder (flags may change the budget, not the agent)",
@@ -250,6 +251,8 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
     for f in ordered_fields():
         _add_flag(group, f.name, hints[f.name], f.default, f.metadata)
     args = parser.parse_args(argv)
+    if args.resume and args.preset:
+        parser.error("--resume continues a run with its own settings: give no --preset")
     flags = {f.name: getattr(args, f.name) for f in fields(Config) if hasattr(args, f.name)}
     modes = argparse.Namespace(**{name: getattr(args, name) for name in ("preset", "heuristic", "watch", "resume")})
     return flags, modes

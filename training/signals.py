@@ -10,7 +10,8 @@ from typing import Any
 
 
 class _Signals:
-    """SIGINT and SIGTERM handled by ``_handle`` while active, as they were before afterwards."""
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal; not under ``nohup``, which ignores it) handled by
+    ``_handle`` while active, as they were before afterwards."""
 
     def _handle(self, signum: int, frame: Any) -> None:
         raise NotImplementedError
@@ -18,7 +19,10 @@ class _Signals:
     def __enter__(self) -> _Signals:
         # only the main thread may set handlers: elsewhere (a run started from a thread) signals keep theirs
         main = threading.current_thread() is threading.main_thread()
-        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM) if main}
+        stops = [signal.SIGINT, signal.SIGTERM]
+        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            stops.append(signal.SIGHUP)
+        self._previous = {s: signal.signal(s, self._handle) for s in stops if main}
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -27,7 +31,7 @@ class _Signals:
 
 
 class StopSignals(_Signals):
-    """While active, a first SIGINT or SIGTERM only asks the loop to stop after the current update
+    """While active, a first stop signal (SIGINT, SIGTERM, SIGHUP) only asks the loop to stop after the current update
     (``received``); a second one exits at once (checkpoints are written atomically, so the last one
     stays intact)."""
 
@@ -41,7 +45,7 @@ class StopSignals(_Signals):
 
 
 class Interrupted(BaseException):
-    """A SIGINT or SIGTERM under ``InterruptingSignals`` (a BaseException, like KeyboardInterrupt, so that
+    """A stop signal under ``InterruptingSignals`` (a BaseException, like KeyboardInterrupt, so that
     no ``except Exception`` swallows it)."""
 
     def __init__(self, signum: int) -> None:
@@ -50,8 +54,8 @@ class Interrupted(BaseException):
 
 
 class InterruptingSignals(_Signals):
-    """While active, a SIGINT or SIGTERM abandons the work at once by raising ``Interrupted``: for what
-    has nothing to save half-way (evaluating, recording, watching)."""
+    """While active, a stop signal (SIGINT, SIGTERM, SIGHUP) abandons the work at once by raising
+    ``Interrupted``: for what has nothing to save half-way (evaluating, recording, watching)."""
 
     def _handle(self, signum: int, frame: Any) -> None:
         raise Interrupted(signum)
