@@ -24,7 +24,6 @@ resume from, after it (evaluating, recording, watching) at once.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
@@ -36,7 +35,7 @@ from typing import Any
 
 from envs import EnvConfig, EnvironmentFailed, play, run_heuristic
 from training import Config, FitResult, RunWriteError, WorkerLost, Workers, fit, make_config, parse_args
-from training.logs import describe_returns, describe_statistics
+from training.logs import Console, describe_returns, describe_statistics
 from training.loop import NONFINITE
 from training.run_files import BEST_MODEL, CHECKPOINT, MODEL, load_agent, read_run, saved_env
 from training.signals import Interrupted, InterruptingSignals
@@ -154,34 +153,6 @@ def watch(config: Config, target: str, given: set[str]) -> None:
     )
     print(f"playing {path}")
     play(agent, env, config.watch_episodes, config.seed, path.parent)
-
-
-class Console:
-    """stdout that never ends a run: once its reader is gone (``| head``) or its device is full, what is printed
-    goes nowhere. The run's files are its record, and a failed print is not a failure to write them."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-
-    def write(self, text: str) -> int:
-        try:
-            return self.stream.write(text)
-        except OSError:
-            self._lost()
-            return len(text)
-
-    def flush(self) -> None:
-        try:
-            self.stream.flush()
-        except OSError:
-            self._lost()
-
-    def _lost(self) -> None:
-        with contextlib.suppress(OSError, ValueError):  # the interpreter's own last flush then goes nowhere too
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
 
 
 def thread_failed(args: threading.ExceptHookArgs) -> None:

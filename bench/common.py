@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -88,3 +90,22 @@ def read_json(path: Path, what: str, fix: str, check: Callable[[Any], str | None
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line, exit status 2."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def output_fault(path: str, flag: str) -> str | None:
+    """Why a file cannot be written at ``path`` (``flag`` names it), checked before hours of training, or None."""
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        return f"{flag} {path} is not a file: give a file's path"
+    if not target.parent.is_dir():
+        return f"{flag} {path}: no folder {target.parent}: create it, or give another path"
+    if not os.access(target.parent, os.W_OK):
+        return f"{flag} {path}: the folder {target.parent} is not writable: give another path"
+    return None

@@ -22,7 +22,6 @@ command with the same `--out` skips the seeds already there (a long benchmark ca
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import signal
 import subprocess
@@ -34,8 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import ROOT, BadFile, parse_seeds, read_json, split_settings, train_command
-from training import Callback, Evaluation, RunState, config_from_args, fit, solves, target_return
+from agents.files import write_json
+from bench.common import ROOT, BadFile, Parser, output_fault, parse_seeds, read_json, split_settings, train_command
+from training import Callback, Config, Evaluation, RunState, config_from_args, fit, solves, target_return
+from training.logs import Console
 
 CRITERIA = ("greedy", "sampled")
 
@@ -66,10 +67,15 @@ class Protocol(Callback):
         return all(self.solved.values())
 
 
+def solve_settings(seed: int, budget: int, check_every: int, settings: list[str]) -> Config:
+    """One seed's settings under the protocol (a ``ValueError`` for bad ones)."""
+    args = [*settings, "--seed", str(seed), "--total-env-steps", str(budget), "--eval-every-steps", str(check_every)]
+    return config_from_args([*args, "--no-stop-when-solved"])  # the protocol stops once every criterion is met
+
+
 def solve(seed: int, criteria: tuple[str, ...], budget: int, check_every: int, settings: list[str]) -> dict:
     """Train one seed under the protocol; return, per criterion, where it was solved, and the curve."""
-    args = [*settings, "--seed", str(seed), "--total-env-steps", str(budget), "--eval-every-steps", str(check_every)]
-    config = config_from_args([*args, "--no-stop-when-solved"])  # the protocol stops once every criterion is met
+    config = solve_settings(seed, budget, check_every, settings)
     protocol = Protocol(criteria, target_return(config))
     stopped = fit(config, callback=protocol, write_run=False, verbose=False).stopped
     if stopped in ("SIGINT", "SIGTERM"):  # the seed is unfinished: not recorded, and the benchmark ends here
@@ -190,7 +196,7 @@ def plot(runs: list[dict], criteria: tuple[str, ...], check_every: int, path: st
 
 def main() -> None:
     argv, settings = split_settings(sys.argv[1:])
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="1-20", help="e.g. 1-20 or 1,3,5 (default: 1-20)")
     parser.add_argument("--criterion", choices=("greedy", "sampled", "both"), default="both")
     parser.add_argument("--budget", type=int, default=500_000, help="env steps per seed (default: 500000)")
@@ -200,6 +206,18 @@ def main() -> None:
     parser.add_argument("--no-process", action="store_true", help="skip timing a whole `python train.py`")
     args = parser.parse_args(argv)
     criteria = CRITERIA if args.criterion == "both" else (args.criterion,)
+    if args.budget < 1 or args.check_every < 1:
+        parser.error(f"--budget {args.budget} and --check-every {args.check_every}: give 1 or more")
+    if args.check_every > args.budget:
+        parser.error(f"--check-every {args.check_every} exceeds --budget {args.budget}: no check would be made")
+    for flag, path in (("--out", args.out), ("--plot", args.plot)):
+        if path and (fault := output_fault(path, flag)):  # before the seeds train, not after
+            parser.error(fault)
+    try:
+        seeds = parse_seeds(args.seeds)
+        solve_settings(seeds[0], args.budget, args.check_every, settings)
+    except ValueError as error:
+        parser.error(str(error))
 
     protocol = {
         "settings": settings,
@@ -218,12 +236,15 @@ def main() -> None:
             sys.exit(2)
         done = {run["seed"]: run for run in earlier["runs"]}
     runs = []
-    for seed in parse_seeds(args.seeds):
-        runs.append(done.get(seed) or solve(seed, criteria, args.budget, args.check_every, settings))
+    for seed in seeds:
+        try:
+            runs.append(done.get(seed) or solve(seed, criteria, args.budget, args.check_every, settings))
+        except ValueError as error:  # found when the environment is built: nothing of the seed is recorded
+            parser.error(str(error))
         print(f"seed {seed} done", file=sys.stderr, flush=True)
         report = {"protocol": protocol, "criteria": {c: summarise(runs, c) for c in criteria}, "runs": runs}
         if args.out:
-            Path(args.out).write_text(json.dumps(report, indent=2))
+            write_json(Path(args.out), report)
     print_table(runs, criteria)
     if not args.no_process:
         report["train_py"] = time_train_py()
@@ -232,10 +253,11 @@ def main() -> None:
             f"peak RSS {report['train_py']['peak_rss_mb']:.0f} MB"
         )
     if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2))
+        write_json(Path(args.out), report)
     if args.plot:
         plot(runs, criteria, args.check_every, args.plot)
 
 
 if __name__ == "__main__":
+    sys.stdout = Console(sys.stdout)  # the table to a closed pipe (| head) is lost, not the results
     main()

@@ -42,10 +42,11 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from bench.common import BadFile, parse_seeds, read_json, split_settings
+from bench.common import BadFile, Parser, output_fault, parse_seeds, read_json, split_settings
 from bench.suite_process import STOPPED, last_words
 from bench.suite_report import interquartile_means, plot, read_result, result_path, table
 from bench.suite_runs import bad_input, expected_config, run_folders, run_one, say, stem
+from training.logs import Console
 from training.presets import TUNED
 from training.run_files import lock_folder
 from training.settings import Config
@@ -53,11 +54,6 @@ from training.settings import Config
 SUITE = tuple(TUNED)  # every environment with a --preset tuned entry, in that file's order: cheapest first
 # the settings that define a run's experiment (not housekeeping such as --logdir or --threads)
 EXPERIMENT = [f.name for f in fields(Config) if f.metadata.get("experiment", True)]
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit status 2
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def differences(saved: dict, expected: dict) -> list[str]:
@@ -129,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         bad_input(f"--workers {args.workers}: give 1 or more")
     out = Path(args.out)
+    if args.plot and (fault := output_fault(args.plot, "--plot")):  # before the runs, not hours later
+        bad_input(fault)
     failed = []
     if not args.table_only:
         for env in envs:  # every run's settings checked before the first one starts
@@ -163,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    sys.stdout = Console(sys.stdout)  # the table to a closed pipe (| head) is lost, not the suite
     try:
         sys.exit(main())
     except BadFile as error:  # a result or run file that is not what the suite wrote

@@ -1,11 +1,14 @@
 """Smoke runs of the benchmark scripts, so that they keep working (their figures come from full runs)."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,3 +81,36 @@ def test_threads_smoke():
     stdout = run("threads.py", "--rounds", "1", "--threads", "default,1", "--busy", "1", "--", "--max-updates", "1")
     rows = [line for line in stdout.splitlines() if line.startswith("threads ")]
     assert len(rows) == 2 and "busy processes: 1" in stdout and rows[0].split("|")[2].strip() == "x1.00"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--budget", "0"], "give 1 or more"),
+        (["--check-every", "0"], "give 1 or more"),
+        (["--budget", "3000"], "--check-every 5000 exceeds --budget 3000"),
+        (["--seeds", "99999999999999999999999"], "seed must be an integer"),
+        (["--out", "{tmp}/no_folder/x.json"], "no folder"),
+        (["--out", "/dev/zero"], "is not a file"),
+        (["--plot", "{tmp}/no_folder/x.png"], "no folder"),
+        (["--seeds", "1", "--", "--env", "Nope-v0"], "unknown environment id 'Nope-v0'"),
+    ],
+)
+def test_solve_bad_input_is_one_line_before_any_seed_trains(tmp_path, args, message):
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    result = subprocess.run([sys.executable, "-m", "bench.solve", *args], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr and "seed 1 done" not in result.stderr
+
+
+def test_a_table_to_a_closed_pipe_is_lost_not_the_results(tmp_path):
+    """``python -m bench.solve ... | head -1``: the results file is written, with no traceback."""
+    out = tmp_path / "solve.json"
+    command = [sys.executable, "-m", "bench.solve", "--seeds", "1", "--budget", "6000", "--no-process"]
+    process = subprocess.Popen(
+        [*command, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    os.close(process.stdout.fileno())  # the reader is gone
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 0, stderr
+    assert "Traceback" not in stderr and json.loads(out.read_text())["runs"][0]["seed"] == 1

@@ -241,10 +241,11 @@ def test_a_failed_run_is_reported_by_its_own_line_and_its_failed_sessions_take_n
         (["--seeds", "3-x"], "bad seeds"),
         (["--envs", "CartPole-v1", "--workers", "3"], "--workers 3 does not divide CartPole-v1's num_envs 8"),
         (["--workers", "0"], "--workers 0: give 1 or more"),
+        (["--plot", "{tmp}/no_folder/curves.png"], "no folder"),  # before hours of runs, not after
     ],
 )
 def test_suite_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
-    result = suite(*args, "--out", str(tmp_path / "suite"))
+    result = suite(*[arg.replace("{tmp}", str(tmp_path)) for arg in args], "--out", str(tmp_path / "suite"))
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "suite").exists()
 

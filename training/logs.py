@@ -1,13 +1,15 @@
 """What a run tells: TensorBoard's tags (CleanRL's names, env steps on the x-axis), the statistics line
-it prints, and its ``summary.json``."""
+it prints, its ``summary.json``, and the console it prints on."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import shutil
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -133,3 +135,31 @@ def run_summary(
         },
         "device": "cpu",
     }
+
+
+class Console:
+    """stdout that never ends a run: once its reader is gone (``| head``) or its device is full, what is printed
+    goes nowhere. The run's files are its record, and a failed print is not a failure to write them."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError:
+            self._lost()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError:
+            self._lost()
+
+    def _lost(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # the interpreter's own last flush then goes nowhere too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
