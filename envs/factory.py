@@ -186,6 +186,11 @@ def make_env(
 def _own_env(factory: EnvFactory, max_episode_steps: int | None, render_mode: str | None) -> gym.Env:
     """What ``factory`` makes, asked to render in ``render_mode`` where it takes one, cut at ``max_episode_steps``."""
     env = factory(render_mode=render_mode) if render_mode is not None and _takes_render_mode(factory) else factory()
+    if not isinstance(env, gym.Env):
+        raise ValueError(f"{env_name(factory)} made {type(env).__name__}, not a gymnasium.Env: return the environment")
+    for name in ("observation_space", "action_space"):
+        if not isinstance(getattr(env, name, None), spaces.Space):
+            raise ValueError(f"{env_name(factory)} has no {name}: set one (a gymnasium.spaces.Space) in its __init__")
     return env if max_episode_steps is None else TimeLimit(env, max_episode_steps)
 
 

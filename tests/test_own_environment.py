@@ -7,11 +7,12 @@ import re
 import subprocess
 import sys
 
+import gymnasium as gym
 import pytest
 import torch
 from builders import ROOT, one_line, only_run, run_cli
 
-from training import fit
+from training import Config, fit
 
 ENV = "my_envs:Corridor-v0"
 
@@ -191,3 +192,18 @@ def test_an_environment_that_breaks_gymnasium_s_rules_is_named_in_one_line(tmp_p
     assert result.returncode == 4 and "Traceback" not in result.stderr, result.stderr
     last = result.stderr.splitlines()[-1]
     assert last.startswith(f"train.py: error: broken_envs:{name}-v0: the environment's ") and rule in last
+
+
+class NoSpaces(gym.Env):
+    def reset(self, seed=None, options=None):
+        return 0, {}
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [(lambda: None, "made NoneType, not a gymnasium.Env"), (NoSpaces, "NoSpaces has no observation_space")],
+)
+def test_a_callable_that_makes_no_usable_environment_is_one_value_error(tmp_path, make, message):
+    with pytest.raises(ValueError, match=message):
+        fit(Config(total_env_steps=100, logdir=str(tmp_path)), env=make, verbose=False)
+    assert not any(tmp_path.iterdir())  # nothing written
