@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -103,6 +106,7 @@ class AgentConfig:
     )
 
     def __post_init__(self) -> None:
+        check_types(self)
         self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
         if any(size < 1 for size in self.hidden_sizes):
             raise ValueError(f"hidden_sizes must be positive, got {list(self.hidden_sizes)}")
@@ -143,3 +147,38 @@ class AgentConfig:
         """Raise a one-line ``ValueError`` unless updates can be shared among processes."""
         if self.minibatch_size is not None:  # processes would take different numbers of gradient steps
             raise ValueError("minibatch_size is not supported with several processes yet: leave it unset")
+
+
+def check_types(settings: Any) -> None:
+    """Refuse, with a ``ValueError`` naming the setting, a value that is not of the setting's annotated type
+    (``Config(total_env_steps="3000")``): it would fail later as a ``TypeError`` far from its cause. Numpy's
+    numbers count as numbers, a list as a tuple; a bool is not a number here."""
+    hints = typing.get_type_hints(type(settings))
+    for f in dataclasses.fields(settings):
+        value, kind = getattr(settings, f.name), hints[f.name]
+        if typing.get_origin(kind) is Literal and value not in typing.get_args(kind):
+            raise ValueError(f"unknown {f.name} {value!r}: choose one of {', '.join(typing.get_args(kind))}")
+        if not _of_type(value, kind):
+            raise ValueError(f"{f.name} must be {_type_name(kind)}, got {value!r}")
+
+
+def _of_type(value: Any, kind: Any) -> bool:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_of_type(value, arg) for arg in args)
+    if origin is Literal:
+        return value in args
+    if origin is tuple:
+        return isinstance(value, (tuple, list)) and all(_of_type(item, args[0]) for item in value)
+    if kind in (int, float):
+        return isinstance(value, numbers.Integral if kind is int else numbers.Real) and not isinstance(value, bool)
+    return kind is Any or (value is None if kind is type(None) else isinstance(value, kind))
+
+
+def _type_name(kind: Any) -> str:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in args)
+    if origin is tuple:
+        return f"a sequence of {_type_name(args[0])}"
+    return "none" if kind is type(None) else kind.__name__

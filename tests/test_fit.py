@@ -2,6 +2,7 @@
 callbacks that stop a run, runs that write nothing, resuming, and the best agent kept."""
 
 import json
+import re
 import signal
 from dataclasses import replace
 
@@ -242,3 +243,25 @@ def test_a_resume_whose_best_model_is_unreadable_is_refused_before_anything_is_w
     with pytest.raises(ValueError, match="best_model.pt is not a readable checkpoint.*remove it"):
         fit(Config(**SHORT | {"max_updates": 4}, logdir=str(tmp_path)), resume=first.run_dir, verbose=False)
     assert before == {name: (first.run_dir / name).read_bytes() for name in before}
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"total_env_steps": "3000"}, "total_env_steps must be int, got '3000'"),
+        ({"hidden_sizes": 64}, "hidden_sizes must be a sequence of int, got 64"),
+        ({"gamma": None}, "gamma must be float, got None"),
+        ({"num_envs": True}, "num_envs must be int, got True"),
+        ({"normalize": "layer"}, "unknown normalize 'layer': choose one of batch, episode, none"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_is_a_value_error_naming_it(settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Config(**settings)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        replace(Config(), **settings)
+
+
+def test_numpy_numbers_lists_and_paths_are_settings_too(tmp_path):
+    config = Config(seed=np.int64(3), learning_rate=np.float32(0.01), hidden_sizes=[8, 8], logdir=tmp_path)
+    assert config.hidden_sizes == (8, 8) and config.logdir == str(tmp_path)

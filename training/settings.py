@@ -65,6 +65,8 @@ class Config(AgentConfig):
     )
 
     def __post_init__(self) -> None:
+        if isinstance(self.logdir, os.PathLike):  # a Path is as good a folder as a string
+            self.logdir = os.fspath(self.logdir)
         super().__post_init__()
         at_least_one = (
             "num_envs",
