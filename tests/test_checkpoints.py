@@ -196,6 +196,7 @@ def test_a_signal_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(t
         text=True,
         cwd=tmp_path,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),  # a terminal's session, even under nohup
     )
     wait_for(process, "update    3")
     os.killpg(process.pid, signum)
