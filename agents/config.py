@@ -123,7 +123,10 @@ class AgentConfig:
         if self.bootstrap not in BOOTSTRAPS:
             raise ValueError(f"unknown bootstrap {self.bootstrap!r}: choose one of {', '.join(BOOTSTRAPS)}")
         if self.bootstrap == "mean" and self.gamma >= 1:
-            raise ValueError("bootstrap mean needs gamma < 1 (an endless future of rewards has no finite sum)")
+            raise ValueError(
+                "bootstrap mean needs gamma < 1 (an endless future of rewards has no finite sum): give a gamma "
+                "below 1, or bootstrap none"
+            )
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"unknown normalize {self.normalize!r}: choose one of {', '.join(NORMALIZATIONS)}")
         if self.passes < 1:

@@ -120,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         bad_input(str(error))
     envs = [env.strip() for env in args.envs.split(",") if env.strip()]
     if not envs or any(env not in TUNED for env in envs):
-        unknown = ", ".join(env for env in envs if env not in TUNED) or "none"
-        bad_input(f"--envs: no --preset tuned entry for {unknown}; environments with one: {', '.join(TUNED)}")
+        unknown = ", ".join(env for env in envs if env not in TUNED)
+        named = f"no --preset tuned entry for {unknown}" if unknown else "no environment named"
+        bad_input(f"--envs: {named}; environments with one: {', '.join(TUNED)}")
     if args.workers < 1:
         bad_input(f"--workers {args.workers}: give 1 or more")
     out = Path(args.out)

@@ -99,7 +99,7 @@ def test_update_changes_weights_and_reports_statistics():
         ({"normalize": "global"}, "normalize"),
         ({"bootstrap": "value"}, "unknown bootstrap"),
         ({"action_bound": "sigmoid"}, "unknown action_bound 'sigmoid': choose one of clip, tanh"),
-        ({"bootstrap": "mean", "gamma": 1.0}, "bootstrap mean needs gamma < 1"),
+        ({"bootstrap": "mean", "gamma": 1.0}, "bootstrap mean needs gamma < 1.*or bootstrap none"),
         # not finite: they would put NaN or infinity into the weights at the first update
         ({"learning_rate": math.inf}, "learning_rate must be > 0 and finite, got inf"),
         ({"learning_rate": math.nan}, "learning_rate must be > 0 and finite, got nan"),

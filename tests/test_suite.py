@@ -242,6 +242,7 @@ def test_a_failed_run_is_reported_by_its_own_line_and_its_failed_sessions_take_n
         (["--envs", "CartPole-v1", "--workers", "3"], "--workers 3 does not divide CartPole-v1's num_envs 8"),
         (["--workers", "0"], "--workers 0: give 1 or more"),
         (["--plot", "{tmp}/no_folder/curves.png"], "no folder"),  # before hours of runs, not after
+        (["--envs", ""], "--envs: no environment named"),
     ],
 )
 def test_suite_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
