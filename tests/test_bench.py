@@ -20,6 +20,12 @@ def run(script, *args):
     return result.stdout
 
 
+def cpu_seconds(pid):
+    """The CPU time a process has used (Linux's /proc): a measure of its progress that a busy machine does not skew."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def test_solve_smoke(tmp_path):
     out = tmp_path / "solve.json"
     stdout = run("solve.py", "--seeds", "1-2", "--budget", "12000", "--no-process", "--out", str(out))
@@ -39,8 +45,11 @@ def test_solve_stops_on_sigterm_and_records_no_unfinished_seed(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.solve", *args], stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
-    time.sleep(8)  # inside seed 1: its target can never be met, so it trains its whole 500,000 steps
-    process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while cpu_seconds(process.pid) < 8:  # inside seed 1 (imports take about 3 s of CPU), however busy the machine
+        assert time.monotonic() < deadline and process.poll() is None, "seed 1 never started"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)  # its target can never be met: it would train its whole 500,000 steps
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143, stderr
     assert stderr.strip().splitlines()[-1].startswith("solve.py: SIGTERM: stopped during seed 1;")
