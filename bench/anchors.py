@@ -15,7 +15,7 @@ from their pages; none was measured here.
 - rl-baselines3-zoo (Stable-Baselines3), single runs, for context only:
   https://github.com/DLR-RM/rl-baselines3-zoo/blob/master/benchmark.md
 
-Targets (the issue's): for a MuJoCo row the better of Tianshou 3M and Spinning Up; LunarLander-v3 a greedy
+Targets: for a MuJoCo row the better of Tianshou 3M and Spinning Up; LunarLander-v3 a greedy
 100-episode mean of at least 200 on every seed within 3M; Pendulum-v1 above -400 within 1M; CartPole-v1 and
 Acrobot-v1 Gymnasium's reward_threshold (475, -100); MountainCarContinuous-v0 and MountainCar-v0 none
 (reported only).
