@@ -17,9 +17,9 @@ _NOT_THE_ENVIRONMENT = (
 )
 
 
-def first_line(error: BaseException, width: int = 200) -> str:
-    """The first line of ``error``'s message, at most ``width`` characters ("" for an empty message): what a
-    one-line report of an error raised by someone else's code quotes."""
+def first_line(error: BaseException, width: int | None = 200) -> str:
+    """The first line of ``error``'s message, at most ``width`` characters, or all of it for ``None`` ("" for an
+    empty message): what a one-line report of an error raised by someone else's code quotes."""
     return (str(error).strip().splitlines() or [""])[0][:width]
 
 

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
 
 import gymnasium as gym
 import pytest
@@ -36,6 +37,41 @@ def test_a_gif_that_cannot_be_recorded_is_one_warning_and_the_results_are_saved(
     run = only_run(tmp_path)
     assert (run / "model.pt").is_file() and json.loads((run / "summary.json").read_text())["updates"] == 2
     assert not (run / "episode.gif").exists()
+
+
+def test_the_gif_warning_quotes_the_whole_first_line_and_glfw_warnings_are_not_repeated(tmp_path, capsys, monkeypatch):
+    reason = "an OpenGL platform library has not been loaded into this process, " * 3 + "so no frame can be drawn"
+
+    def headless(*args, **kwargs):  # what MuJoCo's GLFW rendering does without a display
+        warnings.warn_explicit(
+            "(65550) b'X11: The DISPLAY environment variable is missing'", UserWarning, "", 1, "glfw"
+        )
+        warnings.warn("a warning of the environment's own", UserWarning, stacklevel=1)
+        raise RuntimeError(f"{reason}\nsecond line")
+
+    monkeypatch.setattr(training.loop, "record_gif", headless)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert train.main([*SHORT, "--logdir", str(tmp_path)]) == 0
+    assert [str(warning.message) for warning in shown] == ["a warning of the environment's own"]
+    err = capsys.readouterr().err
+    assert len(lines(err)) == 1
+    assert err.strip().endswith(
+        f": warning: no GIF (RuntimeError: {reason}); the run's results are saved (--no-gif skips recording)"
+    )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="GLFW needs an X11 or Wayland display on Linux only")
+def test_a_mujoco_gif_without_a_display_is_the_one_warning(tmp_path):
+    try:
+        gym.make("InvertedPendulum-v5").close()
+    except gym.error.DependencyNotInstalled as error:
+        pytest.skip(f"MuJoCo cannot be imported ({error})")
+    headless = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MUJOCO_GL")}
+    args = ["--env", "InvertedPendulum-v5", *SHORT, "--logdir", str(tmp_path)]
+    result = run_cli(*args, cwd=tmp_path, env=headless)  # as in CI: no display, MuJoCo's default GLFW
+    assert result.returncode == 0, result.stderr
+    assert len(lines(result.stderr)) == 1 and "warning: no GIF (FatalError: " in result.stderr, result.stderr
 
 
 def test_a_signal_while_finishing_stops_at_once_with_one_line_and_keeps_what_was_written(tmp_path, capsys, monkeypatch):

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -303,14 +304,18 @@ class Run:
     def _record_gif(self) -> None:
         """The GIF of one greedy episode; one that cannot be recorded is only a warning."""
         try:
-            gif, height, width = record_gif(self.trainer.agent, self.env, derive_seed(self.config.seed, VIDEO))
+            with warnings.catch_warnings():
+                # GLFW (MuJoCo's default OpenGL) warns why it has no window, e.g. no display; the recording
+                # then fails, and the warning below reports that failure
+                warnings.filterwarnings("ignore", module=r"glfw\Z")
+                gif, height, width = record_gif(self.trainer.agent, self.env, derive_seed(self.config.seed, VIDEO))
             write_atomically(self.run_dir / GIF, lambda file: file.write(gif))
             log_gif(self.writer, "videos/greedy_episode", gif, height, width, self.trainer.state.env_steps)
         except Exception as error:  # rendering is the environment's code (OpenGL, render modes): only the GIF is lost
             if not self.verbose:
                 return
-            print(
-                f"{_program()}: warning: no GIF ({type(error).__name__}: {first_line(error, 120)}); the run's "
+            print(  # the error's whole first line: a cut one can lose the part that says what went wrong
+                f"{_program()}: warning: no GIF ({type(error).__name__}: {first_line(error, None)}); the run's "
                 "results are saved (--no-gif skips recording)",
                 file=sys.stderr,
             )
