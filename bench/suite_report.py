@@ -153,6 +153,11 @@ def random_return(env: str, out: Path, episodes: int = 10) -> float:
     return float(np.mean(returns))
 
 
+# A bootstrap resamples the seeds of each environment: from one seed every resample is that seed, and the
+# interval [x, x] would only repeat the estimate.
+ONE_SEED = "(one seed: no interval)"
+
+
 def interquartile_means(found: dict[str, list[dict]], out: Path, reps: int = 2000) -> None:
     """rliable's IQM with 95% stratified bootstrap confidence intervals: per environment over seeds, and
     over the environments with a Tianshou anchor on normalised scores."""
@@ -178,7 +183,8 @@ def interquartile_means(found: dict[str, list[dict]], out: Path, reps: int = 200
     print(f"\nIQM of the final greedy returns over seeds, 95% stratified bootstrap CI (rliable, {reps} samples):")
     for env in finals:
         low, high = intervals[env][:, 0]
-        print(f"  {env}: {points[env][0]:.1f} [{low:.1f}, {high:.1f}] (seeds: {len(finals[env])})")
+        shown_interval = f"[{low:.1f}, {high:.1f}] (seeds: {len(finals[env])})" if len(finals[env]) > 1 else ONE_SEED
+        print(f"  {env}: {points[env][0]:.1f} {shown_interval}")
     anchored = [env for env in finals if ANCHORS.get(env) and ANCHORS[env].tianshou_3m]
     seeds = sorted(set.intersection(*(set(finals[env]) for env in anchored))) if anchored else []
     if not seeds:
@@ -189,9 +195,10 @@ def interquartile_means(found: dict[str, list[dict]], out: Path, reps: int = 200
         columns.append([(finals[env][seed] - random) / (anchor - random) for seed in seeds])
     points, intervals = estimate({"all": np.array(columns).T})
     low, high = intervals["all"][:, 0]
+    shown_interval = f"[{low:.2f}, {high:.2f}]" if len(seeds) > 1 else ONE_SEED
     print(
         f"aggregate IQM of (ours - random) / (Tianshou 3M - random) over {len(anchored)} environments x "
-        f"{len(seeds)} seeds: {points['all'][0]:.2f} [{low:.2f}, {high:.2f}] (1 = Tianshou's 3M figure)"
+        f"{len(seeds)} seeds: {points['all'][0]:.2f} {shown_interval} (1 = Tianshou's 3M figure)"
     )
 
 

@@ -3,6 +3,7 @@ benchmark, not a test): results, the table, resuming, --table-only, bad input; a
 
 import importlib.util
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -144,6 +145,29 @@ def test_the_bootstrap_intervals_are_the_same_on_every_run(tmp_path):
     runs = [suite("--envs", "LunarLander-v3", "--seeds", "1-5", "--out", str(out), "--table-only") for _ in range(3)]
     assert all(run.returncode == 0 for run in runs), runs[0].stderr
     assert "LunarLander-v3: " in runs[0].stdout and runs[0].stdout == runs[1].stdout == runs[2].stdout
+
+
+def test_one_seed_gives_iqms_without_an_interval_and_two_seeds_give_one(tmp_path):
+    out = tmp_path / "suite"
+    (out / "results").mkdir(parents=True)
+    args = ["--envs", "InvertedPendulum-v5", "--out", str(out), "--table-only"]  # anchored: the aggregate IQM too
+    for seed, final in ((1, 1000.0), (2, 600.0)):
+        result = dict(seed=seed, env="InvertedPendulum-v5", env_steps=3000, wall_seconds=1.0, workers=1, config={})
+        result |= dict(train_return_end=0.0, eval_curve=[[3000, final]])
+        result |= dict(final_eval={"greedy": {"mean": final, "std": 0.0, "min": 0.0, "max": 0.0}})
+        (out / "results" / f"InvertedPendulum-v5__{seed}.json").write_text(json.dumps(result))
+    one = suite(*args, "--seeds", "1")
+    assert one.returncode == 0, one.stderr
+    assert "  InvertedPendulum-v5: 1000.0 (one seed: no interval)\n" in one.stdout
+    assert "1 environments x 1 seeds: 1.00 (one seed: no interval) (1 = Tianshou's 3M figure)" in one.stdout
+    two = suite(*args, "--seeds", "1-2")
+    assert two.returncode == 0, two.stderr
+    per_env, aggregate = (
+        re.search(r"InvertedPendulum-v5: .*", two.stdout)[0],
+        re.search(r"x 2 seeds: .*", two.stdout)[0],
+    )
+    assert re.search(r"\[\d+\.\d, \d+\.\d\] \(seeds: 2\)$", per_env) and "no interval" not in per_env
+    assert re.search(r"\[\d\.\d\d, \d\.\d\d\] \(1 = ", aggregate) and "no interval" not in aggregate
 
 
 def test_seed_list_is_the_shortest_text_parse_seeds_reads_back():
