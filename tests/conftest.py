@@ -19,7 +19,7 @@ def saved_run(tmp_path_factory):
     (root / "notes.txt").write_text("hello")
     (root / "empty_dir").mkdir()
     (root / "blocker").write_text("a file where a folder should be")
-    (root / "old_run").mkdir()  # a run folder saved before the learning-rate schedule moved into the optimizers
+    (root / "old_run").mkdir()  # a run folder in checkpoint format 2, which --resume refuses
     torch.save({"format": "reinforce-run/2", "agent": {}, "run": {}}, root / "old_run" / "checkpoint.pt")
     acrobot = root / "acrobot"
     assert train.main(["--env", "Acrobot-v1", "--max-updates", "1", "--logdir", str(acrobot), *FAST]) == 0

@@ -28,7 +28,7 @@ def test_discrete_observations_outside_the_space_are_refused():
 
 @pytest.mark.parametrize("shape", [(2, 2), (8,), (2,), (3, 2, 2)])
 def test_act_and_sample_refuse_observations_of_another_shape(shape):
-    """Today's encoder would regroup the numbers: (2, 2) into one observation, (8,) into two."""
+    """Unchecked, the encoder would regroup the numbers: (2, 2) into one observation, (8,) into two."""
     agent = make_agent()
     for method in (agent.act, agent.sample):
         with pytest.raises(
@@ -138,7 +138,8 @@ def test_seeds_that_torch_numpy_or_gymnasium_cannot_take_are_refused(seed):
 
 
 def test_act_refuses_observations_that_are_not_finite():
-    """A NaN observation gave action 0 on a Discrete space and a NaN action on a Box one, outside the space."""
+    """Unchecked, a NaN observation would give action 0 on a Discrete space and a NaN action, outside the space,
+    on a Box one."""
     for agent in (make_agent(), gaussian_agent()):
         observation = np.zeros(agent.observation_space.shape, np.float32)
         observation[0] = np.nan
@@ -159,8 +160,8 @@ def test_saving_into_a_missing_folder_names_the_file_asked_for(tmp_path):
 
 
 def test_networks_too_large_for_the_free_memory_are_refused_naming_the_cause(monkeypatch):
-    """A Discrete(10**7) action space passed the check (20.8 GB of parameters below 25.3 GB of memory) and the
-    kernel killed the run at 23.8 GB: the activations of the output layer count, against the memory free."""
+    """The activations of the output layer count, against the memory free: a Discrete(10**7) action space has
+    20.8 GB of parameters, less than 25.3 GB of free memory, yet with its activations a run needs more."""
     monkeypatch.setattr(training.trainer, "_free_memory", lambda: 10 * 10**9)
     box = spaces.Box(-1.0, 1.0, (4,), np.float32)
     cases = [

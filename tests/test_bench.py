@@ -39,7 +39,7 @@ def test_solve_smoke(tmp_path):
 
 
 def test_solve_stops_on_sigterm_and_records_no_unfinished_seed(tmp_path):
-    """A SIGTERM ended only the seed being trained, and the benchmark went on with the next one."""
+    """A SIGTERM stops the whole benchmark, not only the seed being trained."""
     out = tmp_path / "solve.json"
     args = ["--seeds", "1-3", "--no-process", "--out", str(out), "--", "--target-return", "100000"]
     process = subprocess.Popen(

@@ -228,7 +228,7 @@ def test_a_second_ctrl_c_exits_at_once_and_keeps_the_checkpoint(tmp_path, monkey
     assert signal_handlers() == before  # handlers restored
 
 
-def test_watch_plays_the_agent_of_a_run_saved_before_the_settings_moved_into_the_checkpoint(tmp_path, monkeypatch):
+def test_watch_plays_the_agent_of_a_format_1_run_whose_checkpoint_holds_no_settings(tmp_path, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     old_run = tmp_path / "old_run"
@@ -328,10 +328,10 @@ def test_a_config_asking_for_huge_layers_is_refused_before_anything_is_allocated
         ReinforceAgent.load(tmp_path / "model.pt")
 
 
-def test_a_checkpoint_from_before_a_setting_existed_loads_with_its_default_and_new_ones_keep_theirs():
+def test_a_checkpoint_without_a_setting_loads_it_at_its_default_and_one_with_it_keeps_its_value():
     state = gaussian_agent().state_dict()
-    for newer in ("action_bound", "log_std_init"):  # settings added after the format's first version
-        del state["config"][newer]
+    for missing in ("action_bound", "log_std_init"):  # settings that files of the format's first version lack
+        del state["config"][missing]
     old = ReinforceAgent.from_state_dict(state)
     assert (old.config.action_bound, old.config.log_std_init) == ("clip", 0.0)
     torch.testing.assert_close(old.policy.state_dict(), gaussian_agent().policy.state_dict())

@@ -8,7 +8,7 @@ from builders import ROOT
 
 from agents import EpisodeBatch, ReinforceAgent
 
-AGENTS_OF_EARLIER_VERSIONS = {  # saved by the version before the network's description moved to agents/network.py
+AGENTS_OF_EARLIER_VERSIONS = {  # saved by the code at commit 9dcef84's parent; the greedy actions they took there
     "agent_bernoulli.pt": [1, 1, 0, 0, 1],
     "agent_gaussian_baseline.pt": [
         [-0.07778120785951614, 0.06871512532234192],

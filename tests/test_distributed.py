@@ -221,7 +221,8 @@ def test_torchrun_a_signal_to_any_worker_stops_every_worker_with_a_checkpoint(tm
 
 @pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="finds the worker through /proc")
 def test_torchrun_a_killed_worker_leaves_one_line_with_the_checkpoint_not_a_traceback(tmp_path):
-    """kill -9 of one worker: gloo's error reached rank 0 as a 20-line traceback, with no resume line."""
+    """kill -9 of one worker: rank 0 reports gloo's error in one line naming the checkpoint to resume from,
+    not as gloo's 20-line traceback."""
     logdir = str(tmp_path / "runs")
     args = ["--no-stop-when-solved", "--no-gif", "--print-every", "1", "--checkpoint-every", "1", "--logdir", logdir]
     with subprocess.Popen([*TORCHRUN, str(ROOT / "train.py"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

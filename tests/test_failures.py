@@ -189,7 +189,7 @@ def test_results_are_readable_as_a_plain_write_would_make_them(tmp_path):
 
 def test_a_diverging_run_trains_on_without_its_histograms(tmp_path, capsys):
     """Adam at 1e30 makes the weights finite but huge, more than TensorBoard can bin: those histograms are skipped
-    (it raised "The histogram is empty" and the run ended as if its input were bad)."""
+    (TensorBoard would raise "The histogram is empty", and the run would end as if its input were bad)."""
     args = ["--learning-rate", "1e30", "--max-updates", "51", "--eval-episodes", "5", "--no-gif"]
     assert train.main([*args, "--logdir", str(tmp_path)]) == 0
     assert (only_run(tmp_path) / "summary.json").is_file()

@@ -184,8 +184,9 @@ def test_an_environment_that_raises_or_exits_mid_run_is_one_line_and_the_checkpo
     ],
 )
 def test_an_environment_that_breaks_gymnasium_s_rules_is_named_in_one_line(tmp_path, name, rule):
-    """Each broke a rule of Gymnasium's Env API mid-run with a raw traceback naming neither. Gymnasium's own
-    checker (which gymnasium.make applies) may warn first; the run's last line names the environment and the rule."""
+    """Each breaks a rule of Gymnasium's Env API mid-run, which would otherwise end in a raw traceback naming
+    neither. Gymnasium's own checker (which gymnasium.make applies) may warn first; the run's last line names the
+    environment and the rule."""
     (tmp_path / "broken_envs.py").write_text((ROOT / "tests" / "data" / "broken_envs.py").read_text())
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     result = run_cli("--env", f"broken_envs:{name}-v0", "--no-gif", "--max-updates", "3", cwd=tmp_path, env=env)

@@ -78,7 +78,8 @@ def test_suite_smoke_run_writes_results_and_a_table_and_does_not_train_again(tmp
 
 
 def test_results_and_run_files_that_are_not_what_the_suite_wrote_are_one_line(tmp_path):
-    """Truncated or hand-edited files gave tracebacks, and a bad sessions file blocked its run on every re-run."""
+    """Truncated or hand-edited results and run settings are one line naming the file, not a traceback; a bad
+    sessions file (only wall times) is started again instead of blocking its run."""
     out = tmp_path / "suite"
     args = ["--envs", "CartPole-v1", "--seeds", "1", "--out", str(out)]
     assert suite(*args, *SMOKE).returncode == 0
@@ -177,7 +178,7 @@ def test_seed_list_is_the_shortest_text_parse_seeds_reads_back():
 
 
 def test_too_many_seeds_are_refused_before_they_are_listed():
-    """1-10000000000 made a list of ten billion seeds (a MemoryError, or the memory filled)."""
+    """1-10000000000 would make a list of ten billion seeds (a MemoryError, or the memory filled)."""
     with pytest.raises(ValueError, match="names more than 10,000 seeds: give fewer"):
         parse_seeds("1-10000000000")
     result = suite("--seeds", "1-10000000000", "--table-only")
@@ -229,8 +230,8 @@ def test_a_stopped_suite_stops_with_its_run_checkpointed_and_starts_no_other(tmp
 
 
 def test_a_killed_suite_leaves_no_run_behind_and_one_suite_holds_its_out(tmp_path):
-    """kill -9 of the suite left its train.py training as an orphan, holding the run's lock against the re-run;
-    two suites on one --out trained every run twice."""
+    """kill -9 of the suite stops its train.py, which would otherwise train on as an orphan holding the run's lock
+    against the re-run; a second suite on the same --out, which would train every run twice, is refused."""
     out = tmp_path / "suite"
     args = ["--envs", "CartPole-v1", "--seeds", "1", "--out", str(out)]
     flags = ["--", "--total-env-steps", "5000000", "--eval-every-steps", "50000", "--eval-episodes", "2"]
