@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +16,7 @@ from PIL import Image
 
 from agents import CheckpointError, ReinforceAgent
 from envs.config import EnvConfig
-from envs.contract import environment_failed
+from envs.contract import environment_failed, first_line
 from envs.factory import LONGEST_EPISODE, episode_too_long
 
 # pygame must not look for a display when rendering to arrays (servers, CI).
@@ -119,6 +122,31 @@ def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+@contextlib.contextmanager
+def _without_glfw_warnings() -> Iterator[None]:
+    """GLFW (MuJoCo's default OpenGL) warns why it has no window, e.g. no display, and the rendering then fails:
+    the caller reports that failure in its own line, so the warnings would only say it twice."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"glfw\Z")
+        yield
+
+
+def _drawable(made: gym.Env, env: EnvConfig) -> gym.Env:
+    """``made`` if it can draw a frame here, else ``env`` not rendering, with one line saying why."""
+    try:
+        with _without_glfw_warnings():
+            made.reset()
+            made.render()
+        return made
+    except Exception as error:  # rendering is the environment's code (OpenGL): the episodes can still be played
+        made.close()
+        print(
+            f"{env.name} cannot be drawn here ({type(error).__name__}: {first_line(error, None)}): its episodes are "
+            "played, not shown (MuJoCo draws without a display under MUJOCO_GL=egl or osmesa)"
+        )
+        return env.make()
+
+
 def _rendering(env: EnvConfig, render_mode: str) -> gym.Env:
     """The environment rendering in ``render_mode`` if it has that mode, else not rendering (an environment
     of one's own may draw nothing, and Gymnasium refuses a mode it does not list)."""
@@ -136,8 +164,11 @@ def record_gif(agent: ReinforceAgent, env: EnvConfig, seed: int) -> tuple[bytes,
     if made.render_mode != "rgb_array":
         made.close()
         raise ValueError(f"{env.name} has no rgb_array render mode")
-    episode = play_episode(agent, made, seed=seed, max_episode_steps=env.time_limit())
-    made.close()
+    try:
+        with _without_glfw_warnings():
+            episode = play_episode(agent, made, seed=seed, max_episode_steps=env.time_limit())
+    finally:
+        made.close()
     return _episode_gif(episode, made)
 
 
@@ -155,6 +186,8 @@ def play(agent: ReinforceAgent, env: EnvConfig, episodes: int, seed: int, gif_di
     limit = env.time_limit()
     if made.render_mode is None:
         print(f"{env.name} has no {render_mode} render mode: its episodes are played, not shown")
+    else:
+        made = _drawable(made, env)
     for index in range(episodes):
         episode = play_episode(agent, made, seed=seed + index, max_episode_steps=limit)
         print(f"episode {index + 1}: return {episode.total_reward:g} in {episode.length} steps (limit {limit})")

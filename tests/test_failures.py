@@ -2,9 +2,11 @@
 or while watching, a file it cannot write, a GIF it cannot record, a second process on its folder, the
 temporary files a killed writer left. Each keeps the results already made and says so in one line."""
 
+import importlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -49,7 +51,8 @@ def test_the_gif_warning_quotes_the_whole_first_line_and_glfw_warnings_are_not_r
         warnings.warn("a warning of the environment's own", UserWarning, stacklevel=1)
         raise RuntimeError(f"{reason}\nsecond line")
 
-    monkeypatch.setattr(training.loop, "record_gif", headless)
+    # inside the recording, where MuJoCo's rendering warns and fails
+    monkeypatch.setattr(importlib.import_module("envs.play"), "play_episode", headless)
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
         assert train.main([*SHORT, "--logdir", str(tmp_path)]) == 0
@@ -62,7 +65,7 @@ def test_the_gif_warning_quotes_the_whole_first_line_and_glfw_warnings_are_not_r
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="GLFW needs an X11 or Wayland display on Linux only")
-def test_a_mujoco_gif_without_a_display_is_the_one_warning(tmp_path):
+def test_a_mujoco_run_without_a_display_warns_once_and_is_watched_without_being_drawn(tmp_path):
     try:
         gym.make("InvertedPendulum-v5").close()
     except gym.error.DependencyNotInstalled as error:
@@ -72,6 +75,10 @@ def test_a_mujoco_gif_without_a_display_is_the_one_warning(tmp_path):
     result = run_cli(*args, cwd=tmp_path, env=headless)  # as in CI: no display, MuJoCo's default GLFW
     assert result.returncode == 0, result.stderr
     assert len(lines(result.stderr)) == 1 and "warning: no GIF (FatalError: " in result.stderr, result.stderr
+    watched = run_cli("--watch", str(only_run(tmp_path)), "--watch-episodes", "1", cwd=tmp_path, env=headless)
+    assert watched.returncode == 0 and watched.stderr == "", watched.stderr
+    assert "InvertedPendulum-v5 cannot be drawn here (FatalError: " in watched.stdout, watched.stdout
+    assert re.search(r"^episode 1: return \S+ in \d+ steps", watched.stdout, re.M), watched.stdout
 
 
 def test_a_signal_while_finishing_stops_at_once_with_one_line_and_keeps_what_was_written(tmp_path, capsys, monkeypatch):

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -304,11 +303,7 @@ class Run:
     def _record_gif(self) -> None:
         """The GIF of one greedy episode; one that cannot be recorded is only a warning."""
         try:
-            with warnings.catch_warnings():
-                # GLFW (MuJoCo's default OpenGL) warns why it has no window, e.g. no display; the recording
-                # then fails, and the warning below reports that failure
-                warnings.filterwarnings("ignore", module=r"glfw\Z")
-                gif, height, width = record_gif(self.trainer.agent, self.env, derive_seed(self.config.seed, VIDEO))
+            gif, height, width = record_gif(self.trainer.agent, self.env, derive_seed(self.config.seed, VIDEO))
             write_atomically(self.run_dir / GIF, lambda file: file.write(gif))
             log_gif(self.writer, "videos/greedy_episode", gif, height, width, self.trainer.state.env_steps)
         except Exception as error:  # rendering is the environment's code (OpenGL, render modes): only the GIF is lost
