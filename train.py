@@ -1,25 +1,6 @@
-"""Train a REINFORCE agent on a Gymnasium environment, with TensorBoard logs.
-
-python train.py                          # CartPole-v1 until solved
-python train.py --env Acrobot-v1 --seed 3
-python train.py --preset seed            # the seed notebook's settings
-python train.py --heuristic              # the notebook's hard-coded CartPole policy
-python train.py --watch runs/<run>       # play a trained agent
-python train.py --resume runs/<run>      # continue a stopped run in its folder
-python train.py --preset textbook        # plain REINFORCE (the robustness defaults off)
-python train.py --env Hopper-v5 --preset tuned   # one seed of the suite's row (training/presets.py)
-PYTHONPATH=. python train.py --env my_envs:Corridor-v0   # an environment of your own (module:EnvId)
-python train.py --env InvertedPendulum-v5   # continuous actions
-python train.py --help                   # every setting, with its default
-torchrun --standalone --nproc_per_node=2 train.py   # one run over 2 worker processes
-
-Exit status: 0 trained (solved or out of budget; a GIF that cannot be recorded is only a warning),
-1 stopped after too many non-finite updates in a row, 2 bad input (one line on stderr, nothing written),
-3 a file of the run could not be written (a full disk, permissions: one line names it; what was written
-before stays intact), 4 the environment's own code raised (one line names the error, its line and what was
-kept), 5 under torchrun, another worker was lost (one line names the checkpoint to resume from), 128 + N
-stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 a closed terminal): during training with a checkpoint to
-resume from, after it (evaluating, recording, watching) at once.
+"""The command line: train a REINFORCE agent on a Gymnasium environment, play a trained one, or resume a
+stopped run. ``python train.py --help`` lists its modes, every setting with its default, examples and the exit
+statuses; docs/settings.md tells each setting in full. Installed, the same program is ``reinforce-train``.
 """
 
 from __future__ import annotations
@@ -35,6 +16,7 @@ from typing import Any
 
 from envs import EnvConfig, EnvironmentFailed, play, run_heuristic
 from training import Config, FitResult, RunWriteError, WorkerLost, Workers, fit, make_config, parse_args
+from training.command_line import command, program_name
 from training.logs import Console, describe_returns, describe_statistics
 from training.loop import NONFINITE
 from training.run_files import BEST_MODEL, CHECKPOINT, MODEL, load_agent, read_run, saved_env
@@ -42,12 +24,29 @@ from training.signals import Interrupted, InterruptingSignals
 
 EXIT_NONFINITE, EXIT_WRITE_FAILED, EXIT_ENVIRONMENT, EXIT_WORKER_LOST = 1, 3, 4, 5
 MAIN = os.environ.get("RANK", "0") == "0"  # under torchrun only the main worker (rank 0) speaks
+DESCRIPTION = """\
+Train a REINFORCE agent on a Gymnasium environment, with TensorBoard logs. Each setting is a flag;
+one not given keeps its default, its preset's or its resumed run's value. docs/settings.md tells
+each setting in full, with the presets' values."""
+EXAMPLES = (  # the arguments, and what they do
+    ("", "CartPole-v1 until solved"),
+    ("--env Acrobot-v1 --seed 3", "another environment and seed"),
+    ("--env Hopper-v5 --preset tuned", "one seed of the suite's Hopper row"),
+    ("--preset textbook", "plain REINFORCE: the robustness defaults off"),
+    ("--watch runs/<run>", "play a trained agent"),
+    ("--resume runs/<run>", "continue a stopped run in its folder"),
+)
+EXIT_STATUS = """\
+exit status: 0 trained (solved or out of budget), 1 too many non-finite updates in a row,
+2 bad input (one line on stderr, nothing written), 3 a file of the run could not be written,
+4 the environment's code raised, 5 a torchrun worker was lost, 128 + N stopped by signal N
+(130 Ctrl-C, 143 SIGTERM, 129 a closed terminal); stopped in training, a run keeps its checkpoint"""
 
 
 def main(argv: list[str] | None = None) -> int:
     """One run, or one of the other modes, from the command line; the exit status."""
     try:
-        flags, mode = parse_args(argv, __doc__)
+        flags, mode = parse_args(argv, DESCRIPTION, epilog(), program_name())
         if mode.watch or mode.heuristic:
             return other_mode(flags, mode)
         checkpoint = read_run(Path(mode.resume)) if mode.resume else None
@@ -87,14 +86,25 @@ def main(argv: list[str] | None = None) -> int:
 def say(message: str, status: int) -> int:
     """``message`` on stderr as one line from the main worker; ``status``."""
     if MAIN:
-        print(f"train.py: {message}", file=sys.stderr)
+        print(f"{program_name()}: {message}", file=sys.stderr)
     return status
+
+
+def epilog() -> str:
+    """The examples, written with the command that started the program, and the exit statuses."""
+    start = command()
+    examples = [f"{start} {arguments}".strip() for arguments, _ in EXAMPLES]
+    width = max(map(len, examples))
+    lines = [f"  {example:{width}}  # {what}" for example, (_, what) in zip(examples, EXAMPLES)]
+    lines.append(f"  PYTHONPATH=. {start} --env my_envs:Corridor-v0  # your own environment (module:EnvId)")
+    lines.append(f"  {command('torchrun --standalone --nproc_per_node=2')}  # one run over 2 worker processes")
+    return "\n".join(["examples:", *lines, "", EXIT_STATUS])
 
 
 def other_mode(flags: dict[str, Any], mode: Any) -> int:
     """``--watch`` or ``--heuristic``: no training, one process; a signal stops them at once."""
     if os.environ.get("WORLD_SIZE", "1") != "1":
-        raise ValueError("--watch and --heuristic run in one process: start them with python train.py")
+        raise ValueError(f"--watch and --heuristic run in one process: start them with {command()}")
     config = make_config(flags, mode.preset)
     try:
         with InterruptingSignals():
@@ -163,10 +173,16 @@ def thread_failed(args: threading.ExceptHookArgs) -> None:
         threading.__excepthook__(args)
 
 
-if __name__ == "__main__":
+def command_line() -> int:
+    """The program as a command (``python train.py``, ``python -m train``, the installed ``reinforce-train``):
+    ``main`` on the command line's arguments, its exit status."""
     threading.excepthook = thread_failed
     sys.stdout = Console(sys.stdout)
     try:
-        sys.exit(main())
+        return main()
     except KeyboardInterrupt:  # Ctrl-C while the run was being set up: training had not started
-        sys.exit(say("SIGINT: stopped before training started", 128 + signal.SIGINT))
+        return say("SIGINT: stopped before training started", 128 + signal.SIGINT)
+
+
+if __name__ == "__main__":
+    sys.exit(command_line())

@@ -33,7 +33,8 @@ def check_seed(seed: int | None) -> int | None:
 
 
 def setting(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field with its one line of help (``train.py`` makes each field a flag)."""
+    """A dataclass field with its one line of help (``train.py`` makes each field a flag; docs/settings.md tells
+    each in full)."""
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -78,32 +79,22 @@ class AgentConfig:
     """
 
     hidden_sizes: tuple[int, ...] = setting((64,), "units of each hidden layer")
-    activation: str = setting("tanh", "hidden activation", choices=ACTIVATION_NAMES)
-    init: Initialization = setting(
-        "orthogonal", "initial weights: orthogonal (policy output x 0.01), or PyTorch's default"
-    )
-    learning_rate: float = setting(0.01, "Adam learning rate")
+    activation: str = setting("tanh", "hidden activation: elu, relu, tanh, gelu or silu", choices=ACTIVATION_NAMES)
+    init: Initialization = setting("orthogonal", "orthogonal (output x 0.01), or default: PyTorch's")
+    learning_rate: float = setting(0.01, "Adam learning rate of the policy")
     gamma: float = setting(0.99, "discount factor of the returns")
-    bootstrap: Bootstrap = setting(
-        "mean", "what follows a time limit in the returns: the batch's mean reward / (1 - gamma), or none"
-    )
-    normalize: Normalization = setting("batch", "advantage normalisation: over the batch, per episode, or none")
-    normalize_observations: bool = setting(
-        True, "scale the policy's inputs by running statistics, updated after each update"
-    )
-    passes: int = setting(2, "gradient passes over each batch (1: the textbook update; 2 reuse each batch once)")
-    minibatch_size: int | None = setting(None, "steps per gradient step within a pass (none: the whole batch)")
-    baseline: bool = setting(False, "subtract a learnt state value V(s) from the returns (REINFORCE with baseline)")
+    bootstrap: Bootstrap = setting("mean", "after a time limit: mean reward / (1 - gamma), or none")
+    normalize: Normalization = setting("batch", "advantage normalisation: batch, episode or none")
+    normalize_observations: bool = setting(True, "scale the policy's inputs by running statistics")
+    passes: int = setting(2, "gradient passes over each batch; 1: the textbook update")
+    minibatch_size: int | None = setting(None, "steps per gradient step; none: the whole batch")
+    baseline: bool = setting(False, "subtract a learnt state value V(s) from the returns")
     value_learning_rate: float = setting(0.01, "Adam learning rate of the baseline V(s)")
     entropy_coef: float = setting(0.02, "weight of the entropy bonus in the loss")
-    max_grad_norm: float | None = setting(None, "clip each network's gradient to this norm (none: no clipping)")
-    target_kl: float | None = setting(
-        None, "scale back a step that moves the policy further than this mean KL from the batch's (none: no limit)"
-    )
-    log_std_init: float = setting(0.0, "initial log standard deviation of a Gaussian policy (continuous actions)")
-    action_bound: ActionBound = setting(
-        "clip", "a Gaussian's sample into a Box's bounds: clipped, or squashed by tanh (finite bounds only)"
-    )
+    max_grad_norm: float | None = setting(None, "clip each network's gradient norm; none: no clipping")
+    target_kl: float | None = setting(None, "most KL a step may move the policy; none: no limit")
+    log_std_init: float = setting(0.0, "initial log std of a Gaussian policy")
+    action_bound: ActionBound = setting("clip", "a Gaussian sample into a Box's bounds: clip or tanh")
 
     def __post_init__(self) -> None:
         check_types(self)

@@ -1,5 +1,6 @@
 """Small agents, commands and checks that several test files use."""
 
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from gymnasium import spaces
 from agents import AgentConfig, ReinforceAgent
 
 ROOT = Path(__file__).resolve().parent.parent
+TRAIN = shlex.quote(str(ROOT / "train.py"))  # train.py as run_cli starts it, and as its messages name it
 FAST = ["--no-gif", "--eval-episodes", "10"]  # train.py flags that keep a run short
 CARTPOLE_OBS = spaces.Box(-np.inf, np.inf, (4,), np.float32)
 NOTEBOOK = AgentConfig(hidden_sizes=(16,), activation="elu")

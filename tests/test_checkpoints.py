@@ -16,7 +16,18 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from builders import FAST, ROOT, gaussian_agent, make_agent, one_line, only_run, run_cli, signal_handlers, squashed
+from builders import (
+    FAST,
+    ROOT,
+    TRAIN,
+    gaussian_agent,
+    make_agent,
+    one_line,
+    only_run,
+    run_cli,
+    signal_handlers,
+    squashed,
+)
 
 import train
 from agents import AgentConfig, CheckpointError, EpisodeBatch, ReinforceAgent
@@ -202,7 +213,7 @@ def test_a_signal_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(t
     os.killpg(process.pid, signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == status, stderr
-    assert "resume with: python train.py --resume" in stderr and "Traceback" not in stderr
+    assert f"resume with: python {TRAIN} --resume" in stderr and "Traceback" not in stderr
     run = next((tmp_path / "runs").iterdir())
     stopped_at = torch.load(run / "checkpoint.pt", weights_only=True)["run"]["updates"]
     assert stopped_at >= 3

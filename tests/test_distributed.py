@@ -3,6 +3,7 @@ parameters, equal to one process's update on all the episodes; `torchrun train.p
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from agents import AgentConfig, EpisodeBatch, ReinforceAgent
 from training import Trainer, Workers, make_config
 
 ROOT = Path(__file__).resolve().parent.parent
+TRAIN = shlex.quote(str(ROOT / "train.py"))  # train.py as these tests start it, and as its messages name it
 OBS, ACTIONS = spaces.Box(-5.0, 5.0, (3,), np.float32), spaces.Discrete(3)
 SETTINGS = {
     "batch": dict(normalize="batch", normalize_observations=True, baseline=True, entropy_coef=0.01),
@@ -177,7 +179,7 @@ def test_torchrun_resumes_a_run_exactly(tmp_path):
     assert alone.returncode == 2
     assert alone.stderr.strip().splitlines() == [
         "train.py: error: the run had 2 worker(s), this launch has 1: "
-        f"resume it with torchrun [the same 2 workers] train.py --resume {run}"
+        f"resume it with torchrun [the same 2 workers] {TRAIN} --resume {run}"
     ]
 
 
@@ -214,7 +216,7 @@ def test_torchrun_a_signal_to_any_worker_stops_every_worker_with_a_checkpoint(tm
         _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
     assert "train.py: SIGTERM: stopped after update" in stderr, stderr[-2000:]
-    assert "resume with: torchrun [the same 2 workers] train.py --resume" in stderr
+    assert f"resume with: torchrun [the same 2 workers] {TRAIN} --resume" in stderr
     run = next(Path(logdir).iterdir())
     assert (run / "checkpoint.pt").is_file() and not (run / "summary.json").exists()
 
@@ -237,4 +239,4 @@ def test_torchrun_a_killed_worker_leaves_one_line_with_the_checkpoint_not_a_trac
     assert len(ours) == 1 and "[rank0]: Traceback" not in stderr, stderr[-3000:]
     # torchrun may also have sent rank 0 its SIGTERM first: either way one line names the checkpoint
     assert "a collective with the other workers failed" in ours[0] or "SIGTERM: stopped" in ours[0]
-    assert "torchrun [the same 2 workers] train.py --resume" in ours[0]
+    assert f"torchrun [the same 2 workers] {TRAIN} --resume" in ours[0]

@@ -145,7 +145,7 @@ def test_one_run_folder_is_used_by_one_process_at_a_time(saved_run, tmp_path):
     held = lock_run(copy)  # as a run in progress holds it
     before = sorted(p.name for p in copy.iterdir())
     result = run_cli("--resume", str(copy), "--max-updates", "3", cwd=tmp_path)
-    assert result.returncode == 2 and "is in use by another train.py" in result.stderr
+    assert result.returncode == 2 and "is in use by another run" in result.stderr
     assert len(lines(result.stderr)) == 1 and sorted(p.name for p in copy.iterdir()) == before
     held.close()
     result = run_cli("--resume", str(copy), "--max-updates", "3", "--no-gif", cwd=tmp_path)

@@ -10,7 +10,7 @@ import sys
 import gymnasium as gym
 import pytest
 import torch
-from builders import ROOT, one_line, only_run, run_cli
+from builders import ROOT, TRAIN, one_line, only_run, run_cli
 
 from training import Config, fit
 
@@ -160,7 +160,7 @@ def test_an_environment_that_raises_or_exits_mid_run_is_one_line_and_the_checkpo
     assert result.returncode == 4 and len(result.stderr.splitlines()) == 1, result.stderr
     line = result.stderr
     assert line.startswith("train.py: error: quitter:QuitsLater-v0: the environment's step raised SystemExit: 0 at ")
-    assert "quitter.py:12, in step" in line and "its last checkpoint is intact: python train.py --resume" in line
+    assert "quitter.py:12, in step" in line and f"its last checkpoint is intact: python {TRAIN} --resume" in line
     run = only_run(folder / "runs")
     assert (run / "checkpoint.pt").is_file()
     failed = run_cli("--env", "quitter:FailsAtReset-v0", *args, cwd=folder, env=env)

@@ -84,7 +84,7 @@ def lock_folder(folder: Path, holder: str) -> IO[str] | None:
 
 def lock_run(run_dir: Path) -> IO[str] | None:
     """Hold the run folder (``lock_folder``) and remove what a killed writer of its checkpoint left behind."""
-    handle = lock_folder(run_dir, "train.py")
+    handle = lock_folder(run_dir, "run")
     remove_temporary_files(run_dir, CHECKPOINT)
     return handle
 
@@ -107,7 +107,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     A one-line error if the folder holds no usable checkpoint, or if no file can be written in it (the resumed
     run writes its logs and checkpoints there)."""
     if not (run_dir / CHECKPOINT).is_file():
-        raise CheckpointError(f"{run_dir} is not a run folder with a {CHECKPOINT}: give a folder train.py made")
+        raise CheckpointError(f"{run_dir} is not a run folder with a {CHECKPOINT}: give the folder of a run to resume")
     checkpoint = load_safely(run_dir / CHECKPOINT)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != RUN_FORMAT:
         found = checkpoint.get("format") if isinstance(checkpoint, dict) else None

@@ -15,6 +15,7 @@ from agents import AgentConfig
 from agents.config import check_seed, setting
 from envs.config import EnvConfig
 from envs.factory import VECTORIZATIONS, EnvFactory, env_name, untrusted_module
+from training.command_line import HelpFormatter, flag_value
 from training.presets import PRESETS, tuned
 
 AGENT_SETTINGS = tuple(f.name for f in fields(AgentConfig))
@@ -24,45 +25,33 @@ BUDGET_AND_EVALUATION = ("total_env_steps", "max_updates", "eval_every_steps", "
 
 @dataclass
 class Config(AgentConfig):
-    """The agent's hyper-parameters (``AgentConfig``) and the run's own settings.
-    ``python train.py --help`` lists them all; any can be set on the command line."""
+    """The agent's hyper-parameters (``AgentConfig``) and the run's own settings. Each is a flag of
+    ``python train.py`` (``--help`` lists them in ``GROUPS``); docs/settings.md tells each in full."""
 
-    env: str = setting("CartPole-v1", "Gymnasium environment id")
+    env: str = setting("CartPole-v1", "Gymnasium id, or module:EnvId of your own", metavar="ID")
     seed: int = setting(1, "seeds the weights, the sampling and the environments")
-    num_envs: int = setting(8, "environments stepped together (one batched forward per step)")
-    episodes_per_update: int = setting(8, "complete episodes per gradient step (a multiple of num_envs is best)")
-    max_episode_steps: int | None = setting(None, "time limit per episode (none: the environment's own)")
-    vectorization: str = setting("auto", "vector env mode", choices=VECTORIZATIONS)
-    discretize_actions: int | None = setting(
-        None, "split each Box action dimension into this many values: a categorical policy (none: Gaussian)"
-    )
-    total_env_steps: int = setting(500_000, "training budget in environment steps")
-    max_updates: int | None = setting(None, "stop after this many updates (none: no limit)")
-    eval_every_steps: int = setting(5_000, "evaluate at the first update after every this many env steps")
+    num_envs: int = setting(8, "environments stepped together by one batched forward")
+    episodes_per_update: int = setting(8, "complete episodes per update, best a multiple of num_envs")
+    max_episode_steps: int | None = setting(None, "time limit per episode; none: the environment's own")
+    vectorization: str = setting("auto", "vector env: auto, sync, async or vector_entry_point", choices=VECTORIZATIONS)
+    discretize_actions: int | None = setting(None, "N values per Box action dimension: a categorical policy")
+    total_env_steps: int = setting(500_000, "budget; whole episodes may pass it by part of a batch")
+    max_updates: int | None = setting(None, "stop after this many updates; none: no limit")
+    eval_every_steps: int = setting(5_000, "evaluate at the first update after every N env steps")
     eval_episodes: int = setting(100, "episodes per evaluation, on seeds training never uses")
-    target_return: float | None = setting(None, "mean greedy return that counts as solved (none: the env's)")
-    stop_when_solved: bool = setting(True, "stop training at the first evaluation that reaches the target")
-    anneal_lr: bool = setting(False, "decay the learning rates linearly to 0 over total_env_steps (CleanRL's)")
+    target_return: float | None = setting(None, "mean greedy return counted as solved; none: the env's")
+    stop_when_solved: bool = setting(True, "stop at the first evaluation that reaches the target")
+    anneal_lr: bool = setting(False, "decay the learning rates linearly to 0 over the budget")
     # housekeeping: how the run is logged and kept, not what it learns (left out of TensorBoard's HPARAMS)
-    logdir: str = setting("runs", "root folder of the runs", experiment=False)
-    exp_name: str = setting(
-        "reinforce",
-        "label in the run folder's name, <env>__<exp_name>__<seed>__<time> (a preset's: its name)",
-        experiment=False,
-    )
-    print_every: int = setting(10, "print the statistics line every this many updates", experiment=False)
-    histogram_every: int = setting(50, "log parameter histograms every this many updates", experiment=False)
+    logdir: str = setting("runs", "folder of the runs", experiment=False, metavar="DIR")
+    exp_name: str = setting("reinforce", "label in run folder names; with a preset, its name", experiment=False)
+    print_every: int = setting(10, "print the statistics line every N updates", experiment=False)
+    histogram_every: int = setting(50, "log parameter histograms every N updates", experiment=False)
     gif: bool = setting(True, "record a GIF of one greedy episode at the end", experiment=False)
-    watch_episodes: int = setting(3, "episodes played by --watch", experiment=False)
-    threads: int | None = setting(
-        1, "torch CPU threads (1: the fastest measured, by far on a busy machine; none: all cores)", experiment=False
-    )
-    checkpoint_every: int = setting(
-        20, "write the run's checkpoint.pt every this many updates (and at the end)", experiment=False
-    )
-    max_nonfinite_updates: int = setting(
-        10, "stop after this many updates in a row with a non-finite loss, gradient or step", experiment=False
-    )
+    watch_episodes: int = setting(3, "episodes that --watch plays", experiment=False)
+    threads: int | None = setting(1, "torch CPU threads; none: torch's own, every core", experiment=False)
+    checkpoint_every: int = setting(20, "write checkpoint.pt every N updates and at the end", experiment=False)
+    max_nonfinite_updates: int = setting(10, "stop after this many non-finite updates in a row", experiment=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.logdir, os.PathLike):  # a Path is as good a folder as a string
@@ -195,6 +184,25 @@ def run_settings(
 
 
 # ----------------------------------------------------------------------------- the command line
+# The groups of the settings, in the order of --help and of docs/settings.md; each setting is in one.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "environment": ("env", "seed", "num_envs", "max_episode_steps", "discretize_actions"),
+    "budget and stopping": ("total_env_steps", "max_updates", "stop_when_solved", "max_nonfinite_updates"),
+    "evaluation": ("eval_every_steps", "eval_episodes", "target_return", "watch_episodes"),
+    "algorithm": (
+        "episodes_per_update",
+        *("hidden_sizes", "activation", "init", "learning_rate", "anneal_lr", "gamma", "bootstrap", "normalize"),
+        *("normalize_observations", "passes", "minibatch_size", "baseline", "value_learning_rate", "entropy_coef"),
+        *("max_grad_norm", "target_kl", "log_std_init", "action_bound"),
+    ),
+    "outputs": ("logdir", "exp_name", "print_every", "histogram_every", "gif", "checkpoint_every"),
+    "system": ("threads", "vectorization"),
+}
+USAGE = """%(prog)s [--preset NAME] [--SETTING VALUE ...]
+       %(prog)s --resume RUN_DIR [--SETTING VALUE ...]
+       %(prog)s --watch PATH | --heuristic [--SETTING VALUE ...]"""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
         # under torchrun every worker parses the same flags: the main one (rank 0) says what is wrong
@@ -212,46 +220,61 @@ def _or_none(convert: type) -> typing.Callable[[str], Any]:
 def _add_flag(group: argparse._ArgumentGroup, name: str, kind: Any, default: Any, metadata: Any) -> None:
     """One ``--flag`` for a setting, parsed by its type; absent flags stay absent (not defaulted), so
     that a preset's or a resumed run's value is kept."""
-    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
     options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS}
-    options["help"] = f"{metadata.get('help', '')} (default: {shown})"
+    options["help"] = f"{metadata['help']} (default: {flag_value(default)})"
     if kind is bool:
         options["action"] = argparse.BooleanOptionalAction
     elif typing.get_origin(kind) is tuple:
         options.update(type=int, nargs="+", metavar="N")
     elif typing.get_origin(kind) is typing.Literal:
-        options.update(choices=typing.get_args(kind))
+        options.update(choices=typing.get_args(kind), metavar="NAME")
     else:
         optional = type(None) in typing.get_args(kind)
         convert = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind
-        choices = metadata.get("choices")
-        options.update(type=_or_none(convert) if optional else convert, choices=choices)
-        options["metavar"] = None if choices else name.upper()
+        metavar = {int: "N", float: "X"}.get(convert, "NAME")
+        options.update(type=_or_none(convert) if optional else convert, choices=metadata.get("choices"))
+        options["metavar"] = metadata.get("metavar", metavar)
     group.add_argument("--" + name.replace("_", "-"), **options)
 
 
-def parse_args(argv: list[str] | None = None, description: str | None = None) -> tuple[dict[str, Any], Any]:
+def grouped_fields() -> dict[str, list[Field]]:
+    """The fields of ``Config`` in their ``GROUPS``; a ``RuntimeError`` unless each is in exactly one."""
+    by_name = {f.name: f for f in fields(Config)}
+    named = [name for names in GROUPS.values() for name in names]
+    if sorted(named) != sorted(by_name):  # a setting with no group would have no flag
+        raise RuntimeError(f"GROUPS must name each field of Config once, not {sorted(named)}")
+    return {group: [by_name[name] for name in names] for group, names in GROUPS.items()}
+
+
+def parse_args(
+    argv: list[str] | None = None, description: str | None = None, epilog: str | None = None, prog: str | None = None
+) -> tuple[dict[str, Any], Any]:
     """The settings given as flags (only those given), and the mode flags: ``preset``, ``heuristic``,
     ``watch``, ``resume``."""
-    parser = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog=prog, usage=USAGE, description=description, epilog=epilog, formatter_class=HelpFormatter, add_help=False
+    )
     modes = parser.add_argument_group("modes")
+    modes.add_argument("-h", "--help", action="help", help="show this help and exit")
     modes.add_argument(
         "--preset",
         choices=sorted([*PRESETS, "tuned"]),
-        help="start from a named set of settings (tuned: the suite's settings for --env, training/presets.py)",
+        metavar="NAME",
+        help="start from textbook, seed or tuned (the suite's settings for --env)",
     )
     one_mode = modes.add_mutually_exclusive_group()  # each is a mode of its own: two would leave one unheard
     one_mode.add_argument("--heuristic", action="store_true", help="evaluate the notebook's hard-coded CartPole policy")
-    one_mode.add_argument("--watch", metavar="RUN_DIR_OR_MODEL", help="play a saved agent (window, or a GIF)")
     one_mode.add_argument(
-        "--resume",
-        metavar="RUN_DIR",
-        help="continue a stopped run in its folder (flags may change the budget, not the agent)",
+        "--watch", metavar="PATH", help="play a saved agent: its run folder or model file (window or GIF)"
     )
-    group = parser.add_argument_group("settings")
+    one_mode.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a stopped run in its folder (flags may change its budget)"
+    )
     hints = typing.get_type_hints(Config)
-    for f in ordered_fields():
-        _add_flag(group, f.name, hints[f.name], f.default, f.metadata)
+    for title, settings in grouped_fields().items():
+        group = parser.add_argument_group(title)
+        for f in settings:
+            _add_flag(group, f.name, hints[f.name], f.default, f.metadata)
     args = parser.parse_args(argv)
     if args.resume and args.preset:
         parser.error("--resume continues a run with its own settings: give no --preset")

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from training.command_line import command
+
 
 class WorkerLost(Exception):
     """Under torchrun, a collective with the other workers failed (one of them died, or its connection): the
@@ -52,14 +54,11 @@ class Workers:
         """Whether this is the worker that logs, evaluates and writes (rank 0)."""
         return self.rank == 0
 
-    @property
-    def launcher(self) -> str:
-        """How to start these workers again (a resumed run needs as many as the run had)."""
-        return "python" if self.size == 1 else f"torchrun [the same {self.size} workers]"
-
     def resume_command(self, run_dir: Path) -> str:
-        """The command that continues the run in ``run_dir`` with as many workers."""
-        return f"{self.launcher} train.py --resume {shlex.quote(str(run_dir))}"
+        """The command that continues the run in ``run_dir`` with as many workers (a resumed run needs as many
+        as the run had), started as this one was."""
+        launch = command(None if self.size == 1 else f"torchrun [the same {self.size} workers]")
+        return f"{launch} --resume {shlex.quote(str(run_dir))}"
 
     def first(self, value: Any) -> Any:
         """The first value that is not None among every worker's, in rank order, on every worker: a
