@@ -35,12 +35,14 @@ def _shrink(frame: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Episode:
-    """One played episode: what the agent saw, drew and got, its total, and frames if rendered."""
+    """One played episode: what the agent saw, drew and got, its total, whether a time limit cut it, and frames
+    if rendered."""
 
     observations: list[np.ndarray] = field(default_factory=list)
     actions: list[np.ndarray] = field(default_factory=list)  # as drawn (not clipped or squashed), to learn from
     rewards: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
+    truncated: bool = False  # ended by a time limit, not by a terminal state: EpisodeBatch.from_episodes takes it
 
     @property
     def total_reward(self) -> float:
@@ -93,6 +95,7 @@ def play_episode(
         episode.actions.append(drawn)
         episode.rewards.append(float(reward))
         observation, done = next_observation, terminated or truncated
+    episode.truncated = bool(truncated and not terminated)
     if keep_frames:
         episode.frames.append(_shrink(env.render()))
     return episode

@@ -119,7 +119,7 @@ def test_a_resume_changes_only_the_budget_evaluation_and_housekeeping(tmp_path):
     config = Config(max_updates=1, eval_episodes=2, gif=False, seed=5, num_envs=4, logdir=str(tmp_path))
     first = fit(config, verbose=False)
     saved = saved_config(first.run_dir)
-    assert saved == config
+    assert saved == config and saved_config(str(first.run_dir)) == config  # a folder as fit's resume= takes it
     with pytest.raises(ValueError, match="cannot change the agent's settings \\(learning_rate\\)"):
         fit(replace(saved, max_updates=2, learning_rate=0.5), resume=first.run_dir)
     with pytest.raises(ValueError, match="cannot change the run's settings \\(seed, num_envs\\)"):

@@ -7,7 +7,7 @@ import threading
 import gymnasium as gym
 import numpy as np
 import pytest
-from builders import EndlessEnv
+from builders import EndlessEnv, FiveStepEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from agents import ReinforceAgent
@@ -201,6 +201,15 @@ def test_loops_over_an_environment_whose_episodes_never_end_are_bounded():
     agent = ReinforceAgent(EndlessEnv.observation_space, EndlessEnv.action_space, seed=0)
     with pytest.raises(ValueError, match="an episode ran past 50 steps without ending"):
         play_episode(agent, EndlessEnv(), max_episode_steps=50)
+
+
+def test_a_single_episode_says_whether_a_time_limit_cut_it():
+    terminating = FiveStepEnv()  # ends in a terminal state at its fifth step
+    agent = ReinforceAgent(terminating.observation_space, terminating.action_space, seed=0)
+    assert not play_episode(agent, terminating, seed=0).truncated
+    cut = gym.wrappers.TimeLimit(FiveStepEnv(), max_episode_steps=3)
+    episode = play_episode(agent, cut, seed=0)
+    assert episode.truncated and episode.length == 3
 
 
 def test_an_environment_whose_module_is_missing_names_it():

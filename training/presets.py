@@ -16,7 +16,7 @@ from typing import Any
 
 # REINFORCE as in the textbook: Monte-Carlo returns (a time limit ends an episode like a terminal state),
 # one gradient step per batch, no entropy bonus, PyTorch's default initial weights, none of the robustness
-# defaults (README, "Robustness: the defaults and why").
+# defaults (docs/results.md, "Robustness across seeds: the defaults and why").
 TEXTBOOK: dict[str, Any] = dict(
     hidden_sizes=(64,),
     activation="tanh",
@@ -90,7 +90,7 @@ CLASSIC_1M: dict[str, Any] = dict(
     stop_when_solved=False,
 )
 CLASSIC_500K: dict[str, Any] = dict(
-    total_env_steps=500_000,  # the budget of the README's solve protocol
+    total_env_steps=500_000,  # the budget of bench.solve's protocol
     eval_every_steps=10_000,
     eval_episodes=100,
     stop_when_solved=False,  # the suite draws whole curves (the solve benchmark, python -m bench.solve, stops)

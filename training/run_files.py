@@ -126,10 +126,10 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def saved_config(run_dir: Path) -> Config:
+def saved_config(run_dir: str | Path) -> Config:
     """The settings of the run in ``run_dir``, as its checkpoint holds them (``fit(replace(saved_config(run_dir),
     total_env_steps=...), resume=run_dir)`` continues it with a larger budget)."""
-    return saved_settings(read_run(run_dir)["config"])
+    return saved_settings(read_run(Path(run_dir))["config"])
 
 
 def restore_run(run_dir: Path, checkpoint: dict[str, Any], trainer: Trainer, evaluator: Evaluator) -> None:
