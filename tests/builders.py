@@ -36,6 +36,13 @@ def squashed(u, space):
     return space.low + (space.high.astype(np.float64) - space.low) * (np.tanh(u.astype(np.float64)) + 1) / 2
 
 
+def as_in_a_terminal() -> None:
+    """A child's SIGINT and SIGHUP at their defaults, as a terminal's session starts them: the tests may run as a
+    shell's background job (SIGINT ignored) or under nohup (SIGHUP ignored), which a child would inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def signal_handlers():
     """SIGINT's and SIGTERM's handlers now: what a mode must put back. Not Python's defaults, which a process
     may not start with (a shell's background job starts with SIGINT ignored)."""

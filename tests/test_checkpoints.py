@@ -20,6 +20,7 @@ from builders import (
     FAST,
     ROOT,
     TRAIN,
+    as_in_a_terminal,
     gaussian_agent,
     make_agent,
     one_line,
@@ -207,7 +208,7 @@ def test_a_signal_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(t
         text=True,
         cwd=tmp_path,
         start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),  # a terminal's session, even under nohup
+        preexec_fn=as_in_a_terminal,
     )
     wait_for(process, "update    3")
     os.killpg(process.pid, signum)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from builders import ROOT
+from builders import ROOT, as_in_a_terminal
 from ray.cluster_utils import Cluster
 from test_suite import suite, table
 
@@ -110,7 +110,13 @@ def test_ctrl_c_stops_the_runs_with_their_checkpoints_and_the_suite_goes_on_with
     longer = [*LONG, "--total-env-steps", "200000"]  # about 10 s each: Ctrl-C comes mid-run
     command = [sys.executable, "-m", "bench.suite", *three, "--out", str(out), "--ray", *longer]
     process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=as_in_a_terminal,  # Ctrl-C reaches a process a terminal started
     )
     wait_until(lambda: len(list((out / "runs").glob("*/checkpoint.pt"))) >= 2, what="two checkpoints")
     os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C
