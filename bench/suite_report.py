@@ -196,10 +196,15 @@ def interquartile_means(found: dict[str, list[dict]], out: Path, reps: int = 200
     points, intervals = estimate({"all": np.array(columns).T})
     low, high = intervals["all"][:, 0]
     shown_interval = f"[{low:.2f}, {high:.2f}]" if len(seeds) > 1 else ONE_SEED
+    over = f"{_count(len(anchored), 'environment')} x {_count(len(seeds), 'seed')}"
     print(
-        f"aggregate IQM of (ours - random) / (Tianshou 3M - random) over {len(anchored)} environments x "
-        f"{len(seeds)} seeds: {points['all'][0]:.2f} {shown_interval} (1 = Tianshou's 3M figure)"
+        f"aggregate IQM of (ours - random) / (Tianshou 3M - random) over {over}: {points['all'][0]:.2f} "
+        f"{shown_interval} (1 = Tianshou's 3M figure)"
     )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def plot(found: dict[str, list[dict]], path: str) -> None:

@@ -160,7 +160,7 @@ def test_one_seed_gives_iqms_without_an_interval_and_two_seeds_give_one(tmp_path
     one = suite(*args, "--seeds", "1")
     assert one.returncode == 0, one.stderr
     assert "  InvertedPendulum-v5: 1000.0 (one seed: no interval)\n" in one.stdout
-    assert "1 environments x 1 seeds: 1.00 (one seed: no interval) (1 = Tianshou's 3M figure)" in one.stdout
+    assert "1 environment x 1 seed: 1.00 (one seed: no interval) (1 = Tianshou's 3M figure)" in one.stdout
     two = suite(*args, "--seeds", "1-2")
     assert two.returncode == 0, two.stderr
     per_env, aggregate = (
