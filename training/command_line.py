@@ -34,8 +34,15 @@ def _started_as() -> tuple[bool, str]:
 
 
 def program_name() -> str:
-    """The name that starts the program's messages: the console command's, else ``train.py``."""
-    return CONSOLE_COMMAND if Path(sys.argv[0] if sys.argv else "").stem == CONSOLE_COMMAND else "train.py"
+    """The name that starts the command line's messages: the console command's, else ``train.py``."""
+    return "train.py" if _started_as()[0] else CONSOLE_COMMAND
+
+
+def running_program() -> str:
+    """The name of whatever program runs, for a run's own messages: ``train.py`` or ``reinforce-train`` from the
+    command line, a script's name when ``fit`` is called from it, ``fit`` under ``python -c``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return name if name and name != "-c" else "fit"
 
 
 def command(torchrun: str | None = None) -> str:

@@ -20,6 +20,7 @@ from agents.files import write_atomically, write_json
 from envs import EnvironmentFailed, record_gif
 from envs.contract import first_line
 from envs.factory import EnvFactory
+from training.command_line import running_program
 from training.evaluation import Evaluation, Evaluator, no_target_reason, solves, target_return
 from training.logs import (
     describe_returns,
@@ -310,7 +311,7 @@ class Run:
             if not self.verbose:
                 return
             print(  # the error's whole first line: a cut one can lose the part that says what went wrong
-                f"{_program()}: warning: no GIF ({type(error).__name__}: {first_line(error, None)}); the run's "
+                f"{running_program()}: warning: no GIF ({type(error).__name__}: {first_line(error, None)}); the run's "
                 "results are saved (--no-gif skips recording)",
                 file=sys.stderr,
             )
@@ -324,9 +325,3 @@ class Run:
             self.writer.close()
         if self.lock is not None:
             self.lock.close()
-
-
-def _program() -> str:
-    """The running program's name, for messages (as argparse names it)."""
-    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return name if name and name != "-c" else "fit"
