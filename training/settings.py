@@ -109,7 +109,7 @@ class Config(AgentConfig):
         """The settings as TensorBoard shows them (sizes as ``64,64``, an unset value as ``none``), the
         run's first; without ``housekeeping``, only those that define the experiment (for HPARAMS)."""
         shown = {}
-        for f in ordered_fields():
+        for f in sorted(fields(Config), key=lambda f: f.name in AGENT_SETTINGS):  # the run's settings first
             value = getattr(self, f.name)
             if housekeeping or f.metadata.get("experiment", True):
                 shown[f.name] = ",".join(map(str, value)) if isinstance(value, tuple) else value
@@ -119,11 +119,6 @@ class Config(AgentConfig):
 RESUMABLE = {*BUDGET_AND_EVALUATION, "stop_when_solved"} | {
     f.name for f in fields(Config) if not f.metadata.get("experiment", True)
 }
-
-
-def ordered_fields() -> list[Field]:
-    """The fields of ``Config``, the run's settings before the agent's (for ``--help`` and logs)."""
-    return sorted(fields(Config), key=lambda f: f.name in AGENT_SETTINGS)
 
 
 def make_config(flags: dict[str, Any], preset: str | None = None, saved: dict[str, Any] | None = None) -> Config:
