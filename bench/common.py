@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -90,13 +89,6 @@ def read_json(path: Path, what: str, fix: str, check: Callable[[Any], str | None
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with its errors in one line, exit status 2."""
-
-    def error(self, message: str) -> None:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def output_fault(path: str, flag: str) -> str | None:

@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 
 from agents.files import write_json
-from bench.common import ROOT, BadFile, Parser, output_fault, parse_seeds, read_json, split_settings, train_command
+from bench.common import ROOT, BadFile, output_fault, parse_seeds, read_json, split_settings, train_command
 from training import Callback, Config, Evaluation, RunState, config_from_args, fit, solves, target_return
 from training.logs import Console
+from training.settings import Parser
 
 CRITERIA = ("greedy", "sampled")
 

@@ -42,14 +42,14 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from bench.common import BadFile, Parser, output_fault, parse_seeds, read_json, split_settings
+from bench.common import BadFile, output_fault, parse_seeds, read_json, split_settings
 from bench.suite_process import STOPPED, last_words
 from bench.suite_report import interquartile_means, plot, read_result, result_path, table
 from bench.suite_runs import bad_input, expected_config, run_folders, run_one, say, stem
 from training.logs import Console
 from training.presets import TUNED
 from training.run_files import lock_folder
-from training.settings import Config
+from training.settings import Config, Parser
 
 SUITE = tuple(TUNED)  # every environment with a --preset tuned entry, in that file's order: cheapest first
 # the settings that define a run's experiment (not housekeeping such as --logdir or --threads)

@@ -198,7 +198,9 @@ USAGE = """%(prog)s [--preset NAME] [--SETTING VALUE ...]
        %(prog)s --watch PATH | --heuristic [--SETTING VALUE ...]"""
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line, exit status 2 (the benchmarks' command lines use it too)."""
+
     def error(self, message: str) -> typing.NoReturn:
         # under torchrun every worker parses the same flags: the main one (rank 0) says what is wrong
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n" if os.environ.get("RANK", "0") == "0" else None)
@@ -246,7 +248,7 @@ def parse_args(
 ) -> tuple[dict[str, Any], Any]:
     """The settings given as flags (only those given), and the mode flags: ``preset``, ``heuristic``,
     ``watch``, ``resume``."""
-    parser = _Parser(
+    parser = Parser(
         prog=prog, usage=USAGE, description=description, epilog=epilog, formatter_class=HelpFormatter, add_help=False
     )
     modes = parser.add_argument_group("modes")
