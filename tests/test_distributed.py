@@ -1,6 +1,7 @@
 """With torch.distributed, processes that each update on their own episodes end with identical
 parameters, equal to one process's update on all the episodes; `torchrun train.py` runs one run."""
 
+import contextlib
 import json
 import os
 import shlex
@@ -18,6 +19,7 @@ from gymnasium import spaces
 
 from agents import AgentConfig, EpisodeBatch, ReinforceAgent
 from training import Trainer, Workers, make_config
+from training.signals import StopSignals
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = shlex.quote(str(ROOT / "train.py"))  # train.py as these tests start it, and as its messages name it
@@ -222,6 +224,23 @@ def test_torchrun_a_signal_to_any_worker_stops_every_worker_with_a_checkpoint(tm
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="finds the worker through /proc")
+def test_a_worker_whose_run_failed_ignores_the_sigterm_torchrun_sends_next():
+    """Once a worker's loop ends in an error, torchrun's SIGTERM to the survivors cannot end it before it has
+    said why; alone, or ending normally, the handlers are restored."""
+    before, before_sigint = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        for among_workers, error, after in [(True, RuntimeError, signal.SIG_IGN), (False, RuntimeError, before),
+                                            (True, None, before)]:  # fmt: skip
+            signal.signal(signal.SIGTERM, before)
+            with contextlib.suppress(RuntimeError), StopSignals(among_workers=among_workers):
+                if error:
+                    raise error("gloo: connection closed by peer")
+            assert signal.getsignal(signal.SIGTERM) == after, (among_workers, error)
+            assert signal.getsignal(signal.SIGINT) == before_sigint
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_torchrun_a_killed_worker_leaves_one_line_with_the_checkpoint_not_a_traceback(tmp_path):
     """kill -9 of one worker: rank 0 reports gloo's error in one line naming the checkpoint to resume from,
     not as gloo's 20-line traceback."""

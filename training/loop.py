@@ -204,7 +204,7 @@ class Run:
         # by the target or the callback: the run then ends as one out of budget; a resumed run that was stopped
         # when solved stays stopped (it ends again, its agent as it was)
         ended = state.solved_at is not None and config.stop_when_solved
-        with StopSignals() as signals:
+        with StopSignals(among_workers=self.workers.size > 1) as signals:
             while not ended and stop is None and trainer.within_budget():
                 update = trainer.step()  # every worker plays its episodes; the update combines them
                 if main:  # a stop signal skips a due check: it stops within the update, as promised

@@ -33,10 +33,22 @@ class _Signals:
 class StopSignals(_Signals):
     """While active, a first stop signal (SIGINT, SIGTERM, SIGHUP) only asks the loop to stop after the current update
     (``received``); a second one exits at once (checkpoints are written atomically, so the last one
-    stays intact)."""
+    stays intact).
 
-    def __init__(self) -> None:
+    :param among_workers: a worker of several under torchrun. When an exception ends the context, SIGTERM is then
+        ignored from there on: torchrun sends it to the other workers once one has failed, and it would end them
+        before they say why the run ended (torchrun's SIGKILL follows if they do not end).
+    """
+
+    def __init__(self, among_workers: bool = False) -> None:
         self.received: int | None = None
+        self.among_workers = among_workers
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: Any) -> None:
+        if exc_type is not None and self.among_workers and signal.SIGTERM in self._previous:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            del self._previous[signal.SIGTERM]
+        super().__exit__(exc_type, *exc_info)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.received is not None:
