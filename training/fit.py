@@ -75,6 +75,9 @@ def fit(
     :raises ValueError: bad settings, environments or run folders (one line; nothing written).
     :raises training.RunWriteError: a file of the run could not be written (the last checkpoint stays intact).
     :raises envs.EnvironmentFailed: the environment's own code raised (one line naming it and what was kept).
+    :raises training.WorkerLost: under torchrun, a collective with the other workers failed (one of them died).
+        Once a worker's run has failed this way, or any other, the process ignores SIGTERM: torchrun sends it to
+        the surviving workers, and it would end them before they could say why.
     """
     if resume is not None and not write_run:
         raise ValueError("a resumed run writes into its own folder: leave write_run on")
