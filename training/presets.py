@@ -148,6 +148,8 @@ TUNED: dict[str, dict[str, Any]] = {
         "num_envs": 8,
         "episodes_per_update": 16,  # episodes of 20 to 1,000 steps: 300-16,000 per update
         "log_std_init": -0.5,  # Spinning Up's and Tianshou's start: at std 1 the greedy hopper settles lower
+        # a 200-step horizon values landing the hop: at 0.99 the hopper learns to lunge and fall, at 0.999 to stand
+        "gamma": 0.995,
     },
     "Walker2d-v5": {
         **MUJOCO,
