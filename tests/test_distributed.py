@@ -223,7 +223,6 @@ def test_torchrun_a_signal_to_any_worker_stops_every_worker_with_a_checkpoint(tm
     assert (run / "checkpoint.pt").is_file() and not (run / "summary.json").exists()
 
 
-@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="finds the worker through /proc")
 def test_a_worker_whose_run_failed_ignores_the_sigterm_torchrun_sends_next():
     """Once a worker's loop ends in an error, torchrun's SIGTERM to the survivors cannot end it before it has
     said why; alone, or ending normally, the handlers are restored."""
@@ -241,6 +240,7 @@ def test_a_worker_whose_run_failed_ignores_the_sigterm_torchrun_sends_next():
         signal.signal(signal.SIGTERM, before)
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="finds the worker through /proc")
 def test_torchrun_a_killed_worker_leaves_one_line_with_the_checkpoint_not_a_traceback(tmp_path):
     """kill -9 of one worker: rank 0 reports gloo's error in one line naming the checkpoint to resume from,
     not as gloo's 20-line traceback."""
