@@ -43,6 +43,9 @@ class Episode:
     rewards: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
     truncated: bool = False  # ended by a time limit, not by a terminal state: EpisodeBatch.from_episodes takes it
+    # How far the body moved along x, where the environment reports info["x_position"] (MuJoCo's locomotion tasks):
+    # a healthy reward can pay a walker that stands about as much as one that walks, and this tells them apart.
+    x_travelled: float | None = None
 
     @property
     def total_reward(self) -> float:
@@ -77,9 +80,10 @@ def play_episode(
     keep_frames = env.render_mode == "rgb_array"
     episode = Episode()
     try:
-        observation, _ = env.reset(seed=seed)
+        observation, info = env.reset(seed=seed)
     except (Exception, SystemExit) as error:
         raise environment_failed("reset", error) from error
+    start_x = info.get("x_position")
     done = False
     while not done:
         if episode.length == max_episode_steps:
@@ -88,7 +92,7 @@ def play_episode(
             episode.frames.append(_shrink(env.render()))
         taken, drawn = agent.sample(observation, deterministic)
         try:
-            next_observation, reward, terminated, truncated, _ = env.step(taken)
+            next_observation, reward, terminated, truncated, info = env.step(taken)
         except (Exception, SystemExit) as error:
             raise environment_failed("step", error) from error
         episode.observations.append(observation)
@@ -96,6 +100,8 @@ def play_episode(
         episode.rewards.append(float(reward))
         observation, done = next_observation, terminated or truncated
     episode.truncated = bool(truncated and not terminated)
+    if start_x is not None and "x_position" in info:
+        episode.x_travelled = float(info["x_position"] - start_x)
     if keep_frames:
         episode.frames.append(_shrink(env.render()))
     return episode
@@ -178,7 +184,7 @@ def record_gif(agent: ReinforceAgent, env: EnvConfig, seed: int) -> tuple[bytes,
 def play(agent: ReinforceAgent, env: EnvConfig, episodes: int, seed: int, gif_dir: Path) -> None:
     """Play greedy episodes in a window when there is a display, else into ``gif_dir/watch_N.gif`` (an
     environment that draws nothing is only played); print each episode's return and length against the
-    time limit."""
+    time limit, and how far the body moved where the environment reports its ``x_position``."""
     render_mode = "human" if display_available() else "rgb_array"
     made = _rendering(env, render_mode)
     try:
@@ -193,7 +199,8 @@ def play(agent: ReinforceAgent, env: EnvConfig, episodes: int, seed: int, gif_di
         made = _drawable(made, env)
     for index in range(episodes):
         episode = play_episode(agent, made, seed=seed + index, max_episode_steps=limit)
-        print(f"episode {index + 1}: return {episode.total_reward:g} in {episode.length} steps (limit {limit})")
+        moved = "" if episode.x_travelled is None else f", moved {episode.x_travelled:+.2f} m along x"
+        print(f"episode {index + 1}: return {episode.total_reward:g} in {episode.length} steps (limit {limit}){moved}")
         if made.render_mode == "rgb_array":
             path = gif_dir / f"watch_{index + 1}.gif"
             path.write_bytes(_episode_gif(episode, made)[0])

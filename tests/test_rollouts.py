@@ -1,6 +1,7 @@
 """Environments and rollouts: construction and its errors, the vector rollout's masking against single-env
 replays, time limits and episodes that never end, the notebook's heuristic."""
 
+import re
 import signal
 import threading
 
@@ -13,10 +14,12 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from agents import ReinforceAgent
 from envs import (
     CARTPOLE_OBSERVATION,
+    EnvConfig,
     collect_episodes,
     lean_policy,
     make_env,
     make_vector_env,
+    play,
     play_episode,
     split_episodes,
 )
@@ -210,6 +213,45 @@ def test_a_single_episode_says_whether_a_time_limit_cut_it():
     cut = gym.wrappers.TimeLimit(FiveStepEnv(), max_episode_steps=3)
     episode = play_episode(agent, cut, seed=0)
     assert episode.truncated and episode.length == 3
+
+
+def test_a_single_episode_measures_how_far_the_body_moved_along_x_as_mujoco_reports_it():
+    env = gym.make("Hopper-v5")
+    agent = ReinforceAgent(env.observation_space, env.action_space, seed=0)
+    episode = play_episode(agent, env, seed=3)
+    reference = gym.make("Hopper-v5")  # the definition: the torso's x coordinate, before and after
+    observation, _ = reference.reset(seed=3)
+    start, steps, done = reference.unwrapped.data.qpos[0], 0, False
+    while not done:
+        observation, _, terminated, truncated, _ = reference.step(agent.sample(observation, True)[0])
+        steps, done = steps + 1, terminated or truncated
+    assert episode.length == steps
+    assert episode.x_travelled == pytest.approx(reference.unwrapped.data.qpos[0] - start, abs=1e-12)
+    assert episode.x_travelled != 0.0
+    unreported = FiveStepEnv()  # an environment that reports no x
+    agent = ReinforceAgent(unreported.observation_space, unreported.action_space, seed=0)
+    assert play_episode(agent, unreported, seed=0).x_travelled is None
+
+
+class StridingEnv(FiveStepEnv):
+    """Reports its x position as MuJoCo's locomotion tasks do: it starts at 3 and moves 0.5 at every step."""
+
+    def reset(self, *, seed=None, options=None):
+        observation, _ = super().reset(seed=seed)
+        return observation, {"x_position": 3.0}
+
+    def step(self, action):
+        observation, reward, terminated, truncated, _ = super().step(action)
+        return observation, reward, terminated, truncated, {"x_position": 3.0 + 0.5 * self.t}
+
+
+def test_watching_says_how_far_the_body_moved_where_the_environment_reports_it(tmp_path, capsys):
+    agent = ReinforceAgent(FiveStepEnv.observation_space, FiveStepEnv.action_space, seed=0)
+    play(agent, EnvConfig(StridingEnv, max_episode_steps=10), 2, 0, tmp_path)
+    played = [line for line in capsys.readouterr().out.splitlines() if line.startswith("episode")]
+    assert len(played) == 2 and all(line.endswith(" in 5 steps (limit 10), moved +2.50 m along x") for line in played)
+    play(agent, EnvConfig(FiveStepEnv, max_episode_steps=10), 1, 0, tmp_path)
+    assert re.search(r"^episode 1: return \S+ in 5 steps \(limit 10\)$", capsys.readouterr().out, re.M)
 
 
 def test_an_environment_whose_module_is_missing_names_it():
