@@ -99,6 +99,7 @@ COMMANDS: dict[str, str] = {
         "long: the suite, 15 runs of 3M env steps (2 h)"
     ),
     "python -m bench.suite --envs Hopper-v5 --seeds 1-3": "long: the suite, 3 runs of 3M env steps (1 h)",
+    "python train.py --watch suite/runs/Hopper-v5__suite__2__*": "long: needs the suite's Hopper-v5 seed 2 (1 h)",
     "python -m bench.suite --envs Hopper-v5 --seeds 1,2 --out hopper-gamma-0.99 -- --gamma 0.99": (
         "long: 2 runs of 3M env steps (40 min)"
     ),
