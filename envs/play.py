@@ -60,6 +60,14 @@ class Episode:
         return np.array(self.observations), np.array(self.actions), np.array(self.rewards)
 
 
+def _x_position(info: object) -> float | None:
+    """``info["x_position"]`` where the environment reports it as a number (MuJoCo's locomotion tasks), else None."""
+    try:
+        return float(info["x_position"])
+    except (TypeError, KeyError, ValueError, IndexError):
+        return None
+
+
 def play_episode(
     agent: ReinforceAgent,
     env: gym.Env,
@@ -83,7 +91,7 @@ def play_episode(
         observation, info = env.reset(seed=seed)
     except (Exception, SystemExit) as error:
         raise environment_failed("reset", error) from error
-    start_x = info.get("x_position")
+    start_x = _x_position(info)
     done = False
     while not done:
         if episode.length == max_episode_steps:
@@ -100,8 +108,9 @@ def play_episode(
         episode.rewards.append(float(reward))
         observation, done = next_observation, terminated or truncated
     episode.truncated = bool(truncated and not terminated)
-    if start_x is not None and "x_position" in info:
-        episode.x_travelled = float(info["x_position"] - start_x)
+    end_x = _x_position(info)
+    if start_x is not None and end_x is not None:
+        episode.x_travelled = end_x - start_x
     if keep_frames:
         episode.frames.append(_shrink(env.render()))
     return episode

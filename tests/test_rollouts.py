@@ -245,13 +245,22 @@ class StridingEnv(FiveStepEnv):
         return observation, reward, terminated, truncated, {"x_position": 3.0 + 0.5 * self.t}
 
 
+class UnmeasurableEnv(FiveStepEnv):
+    """Reports an x position that is not a number."""
+
+    def step(self, action):
+        observation, reward, terminated, truncated, _ = super().step(action)
+        return observation, reward, terminated, truncated, {"x_position": "far"}
+
+
 def test_watching_says_how_far_the_body_moved_where_the_environment_reports_it(tmp_path, capsys):
     agent = ReinforceAgent(FiveStepEnv.observation_space, FiveStepEnv.action_space, seed=0)
     play(agent, EnvConfig(StridingEnv, max_episode_steps=10), 2, 0, tmp_path)
     played = [line for line in capsys.readouterr().out.splitlines() if line.startswith("episode")]
     assert len(played) == 2 and all(line.endswith(" in 5 steps (limit 10), moved +2.50 m along x") for line in played)
-    play(agent, EnvConfig(FiveStepEnv, max_episode_steps=10), 1, 0, tmp_path)
-    assert re.search(r"^episode 1: return \S+ in 5 steps \(limit 10\)$", capsys.readouterr().out, re.M)
+    for unreported in (FiveStepEnv, UnmeasurableEnv):
+        play(agent, EnvConfig(unreported, max_episode_steps=10), 1, 0, tmp_path)
+        assert re.search(r"^episode 1: return \S+ in 5 steps \(limit 10\)$", capsys.readouterr().out, re.M)
 
 
 def test_an_environment_whose_module_is_missing_names_it():
