@@ -112,6 +112,9 @@ COMMANDS: dict[str, str] = {
     "python -m bench.suite --envs Pendulum-v1,MountainCarContinuous-v0,MountainCar-v0,CartPole-v1,Acrobot-v1 "
     "--seeds 1-5": "long: the suite, 25 runs of 0.5M-1M env steps (2 h)",
     "python -m bench.suite --envs LunarLander-v3 --seeds 1-5": "long: the suite, 5 runs of 3M env steps (1.2 h)",
+    "python -m bench.suite --envs LunarLander-v3 --seeds 1-5 --out lunarlander-gamma-0.999 -- --gamma 0.999": (
+        "long: 5 runs of 3M env steps (1.2 h)"
+    ),
     "python -m bench.suite --envs LunarLander-v3 --seeds 21-23 --out lunarlander-held-out": (
         "long: 3 runs of 3M env steps (45 min)"
     ),
