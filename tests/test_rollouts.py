@@ -236,21 +236,23 @@ def test_a_single_episode_measures_how_far_the_body_moved_along_x_as_mujoco_repo
 class StridingEnv(FiveStepEnv):
     """Reports its x position as MuJoCo's locomotion tasks do: it starts at 3 and moves 0.5 at every step."""
 
+    def x_position(self):
+        return 3.0 + 0.5 * self.t
+
     def reset(self, *, seed=None, options=None):
         observation, _ = super().reset(seed=seed)
-        return observation, {"x_position": 3.0}
+        return observation, {"x_position": self.x_position()}
 
     def step(self, action):
         observation, reward, terminated, truncated, _ = super().step(action)
-        return observation, reward, terminated, truncated, {"x_position": 3.0 + 0.5 * self.t}
+        return observation, reward, terminated, truncated, {"x_position": self.x_position()}
 
 
-class UnmeasurableEnv(FiveStepEnv):
+class UnmeasurableEnv(StridingEnv):
     """Reports an x position that is not a number."""
 
-    def step(self, action):
-        observation, reward, terminated, truncated, _ = super().step(action)
-        return observation, reward, terminated, truncated, {"x_position": "far"}
+    def x_position(self):
+        return "far"
 
 
 def test_watching_says_how_far_the_body_moved_where_the_environment_reports_it(tmp_path, capsys):
