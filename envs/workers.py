@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import gymnasium as gym
 
+_POLL_SECONDS = 0.05  # how often the watcher looks up from the signal queue, so that a close can stop it
+
 
 def in_worker(build: Callable[[], gym.Env], main_pid: int) -> gym.Env:
     """The environment ``build`` makes, in a worker that ignores SIGINT and SIGHUP and obeys SIGTERM only from
@@ -25,13 +27,48 @@ def in_worker(build: Callable[[], gym.Env], main_pid: int) -> gym.Env:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGHUP"):  # a closed terminal's: the main process stops the run
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    if hasattr(signal, "sigwaitinfo"):  # it names the sender; where it is missing (macOS), SIGTERM ends the worker
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # the thread below inherits the mask
-        threading.Thread(target=_end_on_sigterm_from, args=(main_pid,), daemon=True).start()
-    return build()
+    if not hasattr(signal, "sigtimedwait"):  # it names the sender; where it is missing (macOS), SIGTERM ends it
+        return build()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # the watcher thread inherits the mask
+    watcher = _SigtermWatcher(main_pid)  # before the build, which may take a while
+    return _EndsOnSigtermAtClose(build(), watcher)
 
 
-def _end_on_sigterm_from(main_pid: int) -> None:
-    while signal.sigwaitinfo({signal.SIGTERM}).si_pid != main_pid:
-        pass
-    os._exit(128 + signal.SIGTERM)  # what the default action would do, with the shell's status for it
+class _SigtermWatcher:
+    """A thread that ends the process as SIGTERM's default action would, with the shell's status for it, when
+    the signal comes from the main process; a SIGTERM from anyone else is dropped."""
+
+    def __init__(self, main_pid: int) -> None:
+        self.main_pid = main_pid
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.closing.is_set():
+            self.take(_POLL_SECONDS)
+
+    def take(self, timeout: float) -> None:
+        info = signal.sigtimedwait({signal.SIGTERM}, timeout)
+        if info is not None and info.si_pid == self.main_pid:
+            os._exit(128 + signal.SIGTERM)
+
+    def stop(self) -> None:
+        """Ends the watcher thread, then acts here on a SIGTERM it had not taken: nothing else can take it now."""
+        self.closing.set()
+        self.thread.join()
+        self.take(0)
+
+
+class _EndsOnSigtermAtClose(gym.Wrapper):
+    """Gymnasium's forced close sends SIGTERM and then closes its pipes. The end of the pipe reaches the worker's
+    loop as an error, and without this the worker could leave through that error (status 1, a traceback on
+    stderr) before the watcher thread acted on the SIGTERM that came first."""
+
+    def __init__(self, env: gym.Env, sigterm: _SigtermWatcher) -> None:
+        super().__init__(env)
+        self._sigterm = sigterm
+
+    def close(self) -> None:
+        super().close()
+        self._sigterm.stop()

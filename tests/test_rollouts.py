@@ -1,6 +1,8 @@
 """Environments and rollouts: construction and its errors, the vector rollout's masking against single-env
 replays, time limits and episodes that never end, the notebook's heuristic."""
 
+import multiprocessing
+import os
 import re
 import signal
 import threading
@@ -22,6 +24,7 @@ from envs import (
     play,
     play_episode,
     split_episodes,
+    workers,
 )
 from training.logs import describe_returns
 
@@ -175,6 +178,36 @@ def test_a_forced_close_still_ends_the_async_workers():
     closing.join(timeout=30)
     assert not closing.is_alive(), "the forced close hangs"
     assert [worker.exitcode for worker in workers] == [128 + signal.SIGTERM] * 2
+
+
+def _close_a_worker_env_whose_watcher_has_not_run(main_pid, ready, sent, sender):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    watcher = workers._SigtermWatcher(main_pid)
+    watcher.closing.set()  # its thread ends at its next look up from the queue, having taken nothing
+    watcher.thread.join()
+    env = workers._EndsOnSigtermAtClose(FiveStepEnv(), watcher)
+    ready.set()
+    if sender == "self":
+        os.kill(os.getpid(), signal.SIGTERM)
+    sent.wait(30)
+    env.close()  # the worker's loop closes its environment on the way out, whatever ended it
+
+
+@pytest.mark.parametrize("sender, exitcode", [("main", 128 + signal.SIGTERM), ("self", 0)])
+def test_a_worker_that_closes_after_the_main_process_sigterm_ends_with_its_status(sender, exitcode):
+    """The forced close's SIGTERM comes before the end of the pipe; a worker that reaches its close first, before
+    its watcher thread has acted, still ends as the SIGTERM would end it. A SIGTERM from anyone else is dropped."""
+    context = multiprocessing.get_context("fork")
+    ready, sent = context.Event(), context.Event()
+    args = (os.getpid(), ready, sent, sender)
+    worker = context.Process(target=_close_a_worker_env_whose_watcher_has_not_run, args=args)
+    worker.start()
+    assert ready.wait(30)
+    if sender == "main":
+        worker.terminate()
+    sent.set()
+    worker.join(30)
+    assert worker.exitcode == exitcode
 
 
 def test_environments_that_need_a_missing_package_say_what_to_install():
