@@ -14,7 +14,7 @@ import torch
 from gymnasium import spaces
 
 from agents.batch import EpisodeBatch, check_one_per_step, episode_ids
-from agents.config import AgentConfig, check_seed
+from agents.config import AgentConfig, check_entropy_coef, check_seed
 from agents.distributed import LOCAL, PROCESS_GROUP, Combiner
 from agents.files import CheckpointError, agent_from_state, agent_state, load_safely, save_atomically
 from agents.guard import apply_or_undo, limit_kl, step_or_undo
@@ -158,12 +158,19 @@ class ReinforceAgent:
         return self._values(self._inputs(observations))
 
     def _loss_terms(
-        self, inputs: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor | None
+        self,
+        inputs: torch.Tensor,
+        actions: torch.Tensor,
+        advantages: torch.Tensor,
+        returns: torch.Tensor | None,
+        entropy_coef: float | None = None,
     ) -> dict[str, torch.Tensor]:
         """The training forward every loss path uses: the policy (and baseline) on encoded inputs, then
-        ``reinforce_loss``'s named terms (the value term when ``returns`` are given)."""
+        ``reinforce_loss``'s named terms (the value term when ``returns`` are given), with the entropy bonus
+        weighed by ``entropy_coef`` (default: the config's)."""
         values = self._values(inputs) if self.value is not None and returns is not None else None
-        return reinforce_loss(self.policy(inputs), actions, advantages, self.config.entropy_coef, values, returns)
+        coef = self.config.entropy_coef if entropy_coef is None else entropy_coef
+        return reinforce_loss(self.policy(inputs), actions, advantages, coef, values, returns)
 
     def loss(self, observations: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
         """The scalar the policy's update minimises on per-step tensors: ``reinforce_loss``'s ``loss``
@@ -204,7 +211,9 @@ class ReinforceAgent:
         moments = combine.moments(group_moments(advantages[valid])) if normalize == "batch" else None
         return returns, advantages, normalize_advantages(advantages, valid, normalize, ids, moments)
 
-    def update(self, batch: EpisodeBatch, distributed: bool = False) -> dict[str, float]:
+    def update(
+        self, batch: EpisodeBatch, distributed: bool = False, entropy_coef: float | None = None
+    ) -> dict[str, float]:
         """Learn from a batch of complete episodes.
 
         One gradient step on the whole batch per pass (``passes``: 2 by default, 1 is the textbook
@@ -219,12 +228,16 @@ class ReinforceAgent:
         :param distributed: combine the update with every process of the ``torch.distributed`` process
             group, each passing its own episodes (see ``agents.distributed``): every process must call
             ``update`` the same number of times.
+        :param entropy_coef: the entropy bonus's weight in this update, for a schedule (default: the config's
+            ``entropy_coef``).
         :return: ``policy_loss``, ``entropy``, ``grad_norm`` (the policy's, before clipping), with a baseline
             ``value_loss`` and ``explained_variance``, each a mean over the gradient steps, with ``target_kl``
             ``kl`` (the mean KL divergence from the sampling policy after the last step), and
             ``skipped_steps``, the changes skipped or undone as not finite.
         """
         combine = PROCESS_GROUP if distributed else LOCAL
+        if entropy_coef is not None:
+            check_entropy_coef(entropy_coef)
         if distributed:
             self.config.check_distributed()
         valid = batch.valid
@@ -252,7 +265,7 @@ class ReinforceAgent:
             for idx in order.split(size) if order is not None else [slice(None)]:
                 before = [p.detach().clone() for p in self.policy.parameters()] if target is not None else []
                 stats, applied = self._gradient_step(
-                    inputs[idx], actions[idx], normalized[idx], returns[idx], share, combine
+                    inputs[idx], actions[idx], normalized[idx], returns[idx], share, combine, entropy_coef
                 )
                 if target is not None:
                     extra["kl"], limited = limit_kl(self.policy, sampling, inputs, before, target, combine)
@@ -279,11 +292,13 @@ class ReinforceAgent:
         returns: torch.Tensor,
         share: float,
         combine: Combiner,
+        entropy_coef: float | None,
     ) -> tuple[dict[str, float], bool]:
         """One Adam step of the policy (and of the baseline), unless a loss or a gradient is not finite, or
         the step would leave a weight or Adam's state non-finite: then no weight moves and the step reports
         ``False``. ``share`` weighs this process's loss by its share of all the processes' steps (1 for one)."""
-        terms = {name: term * share for name, term in self._loss_terms(inputs, actions, advantages, returns).items()}
+        terms = self._loss_terms(inputs, actions, advantages, returns, entropy_coef)
+        terms = {name: term * share for name, term in terms.items()}
         networks, optimizers = self._networks, self.optimizers
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)

@@ -22,6 +22,12 @@ ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS)  # gelu: its tanh form
 LOG_STD_RANGE = (-5.0, 2.0)  # a Gaussian policy's std from 0.007 to 7.4: wide enough to explore, never 0 or inf
 
 
+def check_entropy_coef(entropy_coef: float) -> None:
+    """A one-line ``ValueError`` unless the entropy bonus's weight is >= 0 and finite."""
+    if not (math.isfinite(entropy_coef) and entropy_coef >= 0):
+        raise ValueError(f"entropy_coef must be >= 0 and finite, got {entropy_coef}")
+
+
 def check_seed(seed: int | None) -> int | None:
     """``seed`` if torch, numpy and Gymnasium all take it (torch none from 2**64, numpy and Gymnasium none
     below 0), or None; else a one-line ``ValueError``."""
@@ -116,8 +122,7 @@ class AgentConfig:
             raise ValueError(f"passes must be >= 1, got {self.passes}")
         if self.minibatch_size is not None and self.minibatch_size < 1:
             raise ValueError(f"minibatch_size must be >= 1 or none, got {self.minibatch_size}")
-        if not (math.isfinite(self.entropy_coef) and self.entropy_coef >= 0):
-            raise ValueError(f"entropy_coef must be >= 0 and finite, got {self.entropy_coef}")
+        check_entropy_coef(self.entropy_coef)
         if not LOG_STD_RANGE[0] <= self.log_std_init <= LOG_STD_RANGE[1]:
             raise ValueError(
                 f"log_std_init must be in [{LOG_STD_RANGE[0]}, {LOG_STD_RANGE[1]}], got {self.log_std_init}"

@@ -104,7 +104,9 @@ def test_a_run_that_writes_nothing(tmp_path):
 
 
 def test_fit_resumes_a_run_exactly(tmp_path):
-    config = Config(max_updates=2, anneal_lr=True, baseline=True, eval_episodes=4, gif=False, seed=2)
+    config = Config(
+        max_updates=2, anneal_lr=True, anneal_entropy=True, baseline=True, eval_episodes=4, gif=False, seed=2
+    )
     first = fit(replace(config, logdir=str(tmp_path / "a")), verbose=False)
     resumed = fit(replace(config, max_updates=4, logdir=str(tmp_path / "a")), resume=first.run_dir, verbose=False)
     straight = fit(replace(config, max_updates=4, logdir=str(tmp_path / "b")), verbose=False)
@@ -176,6 +178,22 @@ def test_an_annealed_run_ends_at_a_rate_of_zero_not_below(tmp_path):
     assert result.state.env_steps > 700
     saved = torch.load(result.run_dir / "model.pt", weights_only=True)["optimizer"]["param_groups"][0]
     assert result.agent.optimizer.param_groups[0]["lr"] == 0.0 == saved["lr"]
+
+
+def test_an_annealed_entropy_bonus_falls_with_the_share_of_the_budget_still_to_train_and_is_logged(tmp_path):
+    config = Config(anneal_entropy=True, total_env_steps=700, stop_when_solved=False, eval_episodes=2, gif=False)
+    seen = []
+
+    class Weights(Callback):
+        def on_update(self, state, update):
+            seen.append((state.env_steps, update.entropy_coef))
+
+    result = fit(replace(config, logdir=str(tmp_path)), callback=Weights(), verbose=False)
+    steps_before = [0] + [steps for steps, _ in seen[:-1]]
+    expected = [config.entropy_coef * max(0.0, 1 - steps / 700) for steps in steps_before]
+    assert [weight for _, weight in seen] == expected and expected[0] == 0.02 and len(seen) >= 3
+    assert all(later < earlier for earlier, later in zip(expected, expected[1:]))
+    assert [value for _, value in scalars(result.run_dir)["charts/entropy_coef"]] == pytest.approx(expected)
 
 
 def test_an_environment_that_fails_mid_run_raises_one_line_and_releases_the_run(tmp_path):

@@ -237,6 +237,19 @@ def test_entropy_bonus_and_gradient_clipping():
     assert torch.isfinite(sgd_like).all()
 
 
+def test_an_update_with_its_own_entropy_weight_is_the_update_of_an_agent_built_with_it():
+    rng = np.random.default_rng(4)
+    batch = EpisodeBatch.from_episodes(
+        [(rng.normal(size=(n, 3)), rng.normal(size=(n, 2)), rng.normal(size=n)) for n in (5, 3)]
+    )
+    scheduled, built = gaussian_agent(entropy_coef=0.02), gaussian_agent(entropy_coef=0.3)
+    assert scheduled.update(batch, entropy_coef=0.3) == built.update(batch)
+    for name, tensor in built.policy.state_dict().items():
+        assert torch.equal(tensor, scheduled.policy.state_dict()[name]), name
+    with pytest.raises(ValueError, match="entropy_coef must be >= 0 and finite, got -0.1"):
+        scheduled.update(batch, entropy_coef=-0.1)
+
+
 def test_one_loss_with_named_terms_serves_agent_loss_and_the_update():
     agent = gaussian_agent(entropy_coef=0.1, baseline=True, normalize_observations=False, passes=1)
     rng = np.random.default_rng(5)

@@ -30,6 +30,7 @@ PER_UPDATE_TAGS = {
     "losses/entropy",
     "losses/grad_norm",
     "charts/learning_rate",
+    "charts/entropy_coef",
     "charts/SPS",
 }
 

@@ -51,6 +51,7 @@ def log_update(writer: SummaryWriter, trainer: Trainer, update: Update) -> None:
             writer.add_scalar(f"losses/{name}", value, step)
     writer.add_scalar("losses/skipped_updates", state.skipped_updates, step)
     writer.add_scalar("charts/learning_rate", update.learning_rate, step)
+    writer.add_scalar("charts/entropy_coef", update.entropy_coef, step)
     writer.add_scalar("charts/SPS", step / state.train_seconds, step)
     log_histograms(writer, trainer)
 

@@ -42,6 +42,7 @@ class Config(AgentConfig):
     target_return: float | None = setting(None, "mean greedy return counted as solved; none: the env's")
     stop_when_solved: bool = setting(True, "stop at the first evaluation that reaches the target")
     anneal_lr: bool = setting(False, "decay the learning rates linearly to 0 over the budget")
+    anneal_entropy: bool = setting(False, "decay the entropy bonus linearly to 0 over the budget")
     # housekeeping: how the run is logged and kept, not what it learns (left out of TensorBoard's HPARAMS)
     logdir: str = setting("runs", "folder of the runs", experiment=False, metavar="DIR")
     exp_name: str = setting("reinforce", "label in run folder names; with a preset, its name", experiment=False)
@@ -187,7 +188,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "algorithm": (
         "episodes_per_update",
         *("hidden_sizes", "activation", "init", "learning_rate", "anneal_lr", "gamma", "bootstrap", "normalize"),
-        *("normalize_observations", "passes", "minibatch_size", "baseline", "value_learning_rate", "entropy_coef"),
+        *("normalize_observations", "passes", "minibatch_size", "baseline", "value_learning_rate"),
+        *("entropy_coef", "anneal_entropy"),
         *("max_grad_norm", "target_kl", "log_std_init", "action_bound"),
     ),
     "outputs": ("logdir", "exp_name", "print_every", "histogram_every", "gif", "checkpoint_every"),

@@ -46,6 +46,7 @@ class Update:
     episode_lengths: np.ndarray
     stats: dict[str, float]  # the agent's update statistics
     learning_rate: float  # the policy's, in this update
+    entropy_coef: float  # the entropy bonus's weight, in this update
 
     @property
     def skipped(self) -> bool:
@@ -84,14 +85,16 @@ class Trainer:
         """Train ``agent`` on from ``state`` (a fresh one, or a resumed run's)."""
         self.agent, self.state = agent, state
         # --anneal-lr: each optimizer's rate, as Adam was built with it, times the budget's share still to train
-        # (by env steps before the update): the first update at the full rate, none at 0; set from the run's
-        # counters, so a resumed run follows the same schedule
         self.schedules = [
-            torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda _: max(0.0, 1.0 - state.env_steps / self.config.total_env_steps)
-            )
+            torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: self.share_to_train())
             for optimizer in (agent.optimizers if self.config.anneal_lr else [])
         ]
+
+    def share_to_train(self) -> float:
+        """The budget's share still to train, by env steps before the next update: 1 at the first update,
+        never below 0. The annealed schedules scale by it; they follow the run's counters, so a resumed run
+        follows the same schedule."""
+        return max(0.0, 1.0 - self.state.env_steps / self.config.total_env_steps)
 
     def within_budget(self) -> bool:
         config, state = self.config, self.state
@@ -110,10 +113,11 @@ class Trainer:
         act = sample if sampling is None else functools.partial(sample, rng=sampling)
         rollout = collect_episodes(self.env, act, self.quotas, seed=seed, max_episode_steps=self.episode_limit)
         learning_rate = self.agent.optimizer.param_groups[0]["lr"]
-        stats = self.agent.update(rollout.batch, distributed=workers.size > 1)
+        entropy_coef = config.entropy_coef * (self.share_to_train() if config.anneal_entropy else 1.0)
+        stats = self.agent.update(rollout.batch, distributed=workers.size > 1, entropy_coef=entropy_coef)
         state.train_seconds += time.perf_counter() - started
         returns, lengths = (workers.concatenate(x) for x in (rollout.episode_returns, rollout.episode_lengths))
-        update = Update(rollout.batch, returns, lengths, stats, learning_rate)
+        update = Update(rollout.batch, returns, lengths, stats, learning_rate, entropy_coef)
         steps, episodes = workers.sum([rollout.batch.num_steps, len(rollout.episode_returns)])
         state.updates += 1
         state.env_steps += steps
