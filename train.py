@@ -66,13 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         if MAIN:
             report(result)
         return 0
+    status = EXIT_NONFINITE if result.stopped == NONFINITE else 128 + signal.Signals[result.stopped]
+    if not MAIN:  # the main worker holds the run's folder and says where its checkpoint is
+        return status
     if result.stopped == NONFINITE:
         return say(
             f"stopped: {result.state.skipped_in_a_row} updates in a row had a non-finite loss, gradient or step "
             f"(skipped, weights untouched); the last good state is {result.run_dir / CHECKPOINT}",
-            EXIT_NONFINITE,
+            status,
         )
-    status = 128 + signal.Signals[result.stopped]
     if result.trained:  # stopped while finishing: its checkpoint is written
         return say(f"{result.stopped} after training; its checkpoint is in {result.run_dir}", status)
     resume = Workers(size=int(os.environ.get("WORLD_SIZE", "1"))).resume_command(result.run_dir)

@@ -218,6 +218,7 @@ def test_torchrun_a_signal_to_any_worker_stops_every_worker_with_a_checkpoint(tm
         _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
     assert "train.py: SIGTERM: stopped after update" in stderr, stderr[-2000:]
+    assert "[rank0]: Traceback" not in stderr and "[rank1]: Traceback" not in stderr, stderr[-3000:]
     assert f"resume with: torchrun [the same 2 workers] {TRAIN} --resume" in stderr
     run = next(Path(logdir).iterdir())
     assert (run / "checkpoint.pt").is_file() and not (run / "summary.json").exists()
