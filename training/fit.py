@@ -15,8 +15,8 @@ from typing import Any
 
 from agents import ReinforceAgent
 from envs.factory import EnvFactory
-from training.loop import Callback, Run, best_agent
-from training.run_files import RunWriteError
+from training.loop import Callback, Run
+from training.run_files import RunWriteError, best_agent
 from training.settings import Config
 from training.trainer import RunState
 from training.workers import Workers

@@ -15,7 +15,6 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agents import ReinforceAgent
 from agents.files import write_atomically, write_json
 from envs import EnvironmentFailed, record_gif
 from envs.contract import first_line
@@ -39,6 +38,7 @@ from training.run_files import (
     MODEL,
     SUMMARY,
     RunWriteError,
+    best_agent,
     lock_run,
     new_run_dir,
     read_run,
@@ -64,24 +64,6 @@ class Callback:
 
     def on_check(self, state: RunState, evaluation: Evaluation) -> bool | None:
         """After every check (the greedy and the sampled evaluations, ``evaluation.greedy`` and ``.sampled``)."""
-
-
-def best_agent(run_dir: Path | None, best_state: dict[str, Any] | None) -> ReinforceAgent | None:
-    """The best check's agent: ``best_model.pt`` in the run's folder, else the state kept in memory; None
-    before any check (or where a resumed run's file was removed)."""
-    if run_dir is not None and (run_dir / BEST_MODEL).is_file():
-        try:
-            return ReinforceAgent.load(run_dir / BEST_MODEL)
-        except ValueError as problem:
-            raise ValueError(f"{problem}: remove it, and the run goes on without it until a better check") from None
-    return None if best_state is None else ReinforceAgent.from_state_dict(best_state)
-
-
-def _agreed(error: str | None, workers: Workers) -> None:
-    """Raise the first worker's error on every worker (a worker alone must not go on)."""
-    error = workers.first(error)
-    if error is not None:
-        raise ValueError(error)
 
 
 class Run:
@@ -120,9 +102,9 @@ class Run:
         except (ValueError, OSError) as problem:
             error = str(problem)
         try:
-            _agreed(error, workers)
+            workers.raise_first(error)
             self.resumed, self.write = resume is not None, write_run or resume is not None
-            _agreed(self._open_folder() if self.main and self.write else None, workers)
+            workers.raise_first(self._open_folder() if self.main and self.write else None)
         except ValueError:
             self.close()
             raise

@@ -192,3 +192,14 @@ def load_agent(target: Path) -> tuple[ReinforceAgent, Path]:
         return ReinforceAgent.from_state_dict(state), target
     except CheckpointError as error:
         raise CheckpointError(f"{target}: {error}") from None
+
+
+def best_agent(run_dir: Path | None, best_state: dict[str, Any] | None) -> ReinforceAgent | None:
+    """The best check's agent: ``best_model.pt`` in the run's folder, else the state kept in memory; None
+    before any check (or where a resumed run's file was removed)."""
+    if run_dir is not None and (run_dir / BEST_MODEL).is_file():
+        try:
+            return ReinforceAgent.load(run_dir / BEST_MODEL)
+        except ValueError as problem:
+            raise ValueError(f"{problem}: remove it, and the run goes on without it until a better check") from None
+    return None if best_state is None else ReinforceAgent.from_state_dict(best_state)

@@ -69,6 +69,12 @@ class Workers:
         dist.all_gather_object(values, value)
         return next((v for v in values if v is not None), None)
 
+    def raise_first(self, error: str | None) -> None:
+        """Raise the first worker's error as a ``ValueError`` on every worker (a worker alone must not go on)."""
+        error = self.first(error)
+        if error is not None:
+            raise ValueError(error)
+
     def concatenate(self, values: np.ndarray) -> np.ndarray:
         """Every worker's ``values``, concatenated in rank order, on every worker."""
         if self.size == 1:
