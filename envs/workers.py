@@ -40,12 +40,15 @@ class _SigtermWatcher:
 
     def __init__(self, main_pid: int) -> None:
         self.main_pid = main_pid
+        self._start()
+
+    def _start(self) -> None:
         self.closing = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread = threading.Thread(target=self._watch, args=(self.closing,), daemon=True)
         self.thread.start()
 
-    def _watch(self) -> None:
-        while not self.closing.is_set():
+    def _watch(self, closing: threading.Event) -> None:
+        while not closing.is_set():
             self.take(_POLL_SECONDS)
 
     def take(self, timeout: float) -> None:
@@ -53,11 +56,14 @@ class _SigtermWatcher:
         if info is not None and info.si_pid == self.main_pid:
             os._exit(128 + signal.SIGTERM)
 
-    def stop(self) -> None:
-        """Ends the watcher thread, then acts here on a SIGTERM it had not taken: nothing else can take it now."""
+    def settle(self) -> None:
+        """Act now on a SIGTERM the thread has not taken yet: stop the thread (it takes nothing else after it
+        sees ``closing``), take the signal here, then watch on until the process exits, for a forced close
+        that comes later."""
         self.closing.set()
         self.thread.join()
         self.take(0)
+        self._start()
 
 
 class _EndsOnSigtermAtClose(gym.Wrapper):
@@ -70,5 +76,7 @@ class _EndsOnSigtermAtClose(gym.Wrapper):
         self._sigterm = sigterm
 
     def close(self) -> None:
-        super().close()
-        self._sigterm.stop()
+        try:
+            super().close()
+        finally:
+            self._sigterm.settle()

@@ -114,7 +114,9 @@ def test_fit_resumes_a_run_exactly(tmp_path):
     for name, tensor in straight.agent.policy.state_dict().items():
         assert torch.equal(tensor, resumed.agent.policy.state_dict()[name]), name
     rates = [agent.optimizer.param_groups[0]["lr"] for agent in (resumed.agent, straight.agent)]
-    assert rates[0] == rates[1] < config.learning_rate  # the schedule resumed where it was
+    assert rates[0] == rates[1] < config.learning_rate  # the schedules resumed where they were
+    weights = [scalars(result.run_dir)["charts/entropy_coef"] for result in (resumed, straight)]
+    assert weights[0] == weights[1] and weights[0][-1][1] < config.entropy_coef
 
 
 def test_a_resume_changes_only_the_budget_evaluation_and_housekeeping(tmp_path):
