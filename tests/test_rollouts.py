@@ -167,18 +167,23 @@ def test_async_vector_env_collects_the_same_episodes_as_sync():
         assert (getattr(sync, name) == getattr(asynchronous, name)).all(), name
 
 
+def forced_close_exit_statuses(env):
+    """Gymnasium's forced close of an async vector environment (within 30 s), then its workers' exit statuses."""
+    workers = list(env.processes)
+    closing = threading.Thread(target=env.close, kwargs={"terminate": True}, daemon=True)
+    closing.start()
+    closing.join(timeout=30)
+    assert not closing.is_alive(), "the forced close hangs"
+    return [worker.exitcode for worker in workers]
+
+
 def test_a_forced_close_still_ends_the_async_workers():
     """The workers take SIGTERM only from the process that owns them, and Gymnasium's forced close is that one.
     The main process, where Gymnasium makes an environment too, keeps its own signal handling."""
     before = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
     env = make_vector_env("CartPole-v1", 2, vectorization="async")
     assert (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])) == before
-    workers = list(env.processes)
-    closing = threading.Thread(target=env.close, kwargs={"terminate": True}, daemon=True)
-    closing.start()
-    closing.join(timeout=30)
-    assert not closing.is_alive(), "the forced close hangs"
-    assert [worker.exitcode for worker in workers] == [128 + signal.SIGTERM] * 2
+    assert forced_close_exit_statuses(env) == [128 + signal.SIGTERM] * 2
 
 
 @pytest.mark.skipif(
@@ -196,12 +201,7 @@ def test_a_forced_close_ends_the_workers_with_the_sigterm_status_even_before_the
 
     monkeypatch.setattr(_SigtermWatcher, "_watch", late)
     env = make_vector_env("CartPole-v1", 2, vectorization="async")
-    workers = list(env.processes)
-    closing = threading.Thread(target=env.close, kwargs={"terminate": True}, daemon=True)
-    closing.start()
-    closing.join(timeout=30)
-    assert not closing.is_alive(), "the forced close hangs"
-    assert [worker.exitcode for worker in workers] == [128 + signal.SIGTERM] * 2
+    assert forced_close_exit_statuses(env) == [128 + signal.SIGTERM] * 2
 
 
 def _close_then_wait_for_a_sigterm(main_pid, closed, sender):
