@@ -115,6 +115,15 @@ COMMANDS: dict[str, str] = {
     "python -m bench.suite --envs LunarLander-v3 --seeds 1-5 --out lunarlander-gamma-0.999 -- --gamma 0.999": (
         "long: 5 runs of 3M env steps (1.2 h)"
     ),
+    "python -m bench.suite --envs LunarLander-v3 --seeds 1-4 --out lunarlander-bootstrap-none -- --bootstrap none": (
+        "long: 4 runs of 3M env steps (1 h)"
+    ),
+    "python -m bench.suite --envs LunarLander-v3 --seeds 1-2 --out lunarlander-anneal-entropy -- --anneal-entropy": (
+        "long: 2 runs of 3M env steps (30 min)"
+    ),
+    "python train.py --watch lunarlander-anneal-entropy/runs/LunarLander-v3__suite__2__* --watch-episodes 5": (
+        "long: needs the LunarLander-v3 runs with --anneal-entropy (30 min)"
+    ),
     "python -m bench.suite --envs LunarLander-v3 --seeds 21-23 --out lunarlander-held-out": (
         "long: 3 runs of 3M env steps (45 min)"
     ),
