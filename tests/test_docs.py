@@ -100,6 +100,9 @@ COMMANDS: dict[str, str] = {
     ),
     "python -m bench.suite --envs Hopper-v5 --seeds 1-3": "long: the suite, 3 runs of 3M env steps (1 h)",
     "python train.py --watch suite/runs/Hopper-v5__suite__2__*": "long: needs the suite's Hopper-v5 seed 2 (1 h)",
+    "python train.py --watch suite/runs/Ant-v5__suite__1__*/best_model.pt": (
+        "long: needs the suite's Ant-v5 seed 1 (35 min)"
+    ),
     "python -m bench.suite --envs Hopper-v5 --seeds 1,2 --out hopper-gamma-0.99 -- --gamma 0.99": (
         "long: 2 runs of 3M env steps (40 min)"
     ),
