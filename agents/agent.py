@@ -43,7 +43,7 @@ class ReinforceAgent:
 
     >>> agent = ReinforceAgent(env.single_observation_space, env.single_action_space, AgentConfig())
     >>> actions = agent.act(observations)             # sample from the policy
-    >>> stats = agent.update(batch)                   # one Adam step on a batch of complete episodes
+    >>> stats = agent.update(batch)                   # `passes` Adam steps on a batch of complete episodes
     >>> agent.save("model.pt"); agent = ReinforceAgent.load("model.pt")
 
     :param observation_space: a ``Box`` (observations are flattened) or a ``Discrete`` (one-hot).

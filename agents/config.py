@@ -46,7 +46,7 @@ def setting(default: Any, help: str, **extra: Any) -> Any:
 class AgentConfig:
     """Hyper-parameters of the agent; the run's settings (environment, budget, logging) extend them in
     ``training.Config``. The defaults are the textbook algorithm with four changes measured to make it
-    robust across seeds (README, "Robustness"): ``init="orthogonal"``, ``bootstrap="mean"``,
+    robust across seeds (docs/results.md, "Robustness across seeds"): ``init="orthogonal"``, ``bootstrap="mean"``,
     ``entropy_coef=0.02``, and ``passes=2`` at ``learning_rate=0.01`` (the textbook: ``"default"``,
     ``"none"``, 0, 1 at 0.03).
 

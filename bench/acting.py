@@ -1,6 +1,7 @@
-"""How long one call of ``agent.sample`` takes: the per-step cost of acting in a rollout (the numpy path), for
-each head (Bernoulli, Categorical, Gaussian) and batch size. Each row is the median over ``--repeats`` rounds
-of the mean time of ``--calls`` calls on fresh observations; the slowest round is printed beside it.
+"""How long one call of ``agent.sample_unchecked`` takes: the per-step cost of acting in a rollout (the numpy
+path, which a rollout calls at every step), for each head (Bernoulli, Categorical, Gaussian) and batch size. Each
+row is the median over ``--repeats`` rounds of the mean time of ``--calls`` calls on fresh observations; the
+slowest round is printed beside it.
 
     python -m bench.acting
     python -m bench.acting --batches 1,16,256 --repeats 5 --out acting.json

@@ -4,7 +4,7 @@ REINFORCE, Spinning Up's VPG, the targets). Each environment x seed is one
 budget, evaluation every so many steps, 10 deterministic episodes per check for MuJoCo as the anchors,
 100 for the classic tasks; no early stop).
 
-    python -m bench.suite --seeds 1-3                      # the whole suite, cheapest environments first
+    python -m bench.suite --seeds 1-3                      # the whole suite, in --preset tuned's order
     python -m bench.suite --envs Hopper-v5,Walker2d-v5 --seeds 1-10
     python -m bench.suite --table-only --plot suite.png    # no training: the table (and curves) of DIR/results
     python -m bench.suite --envs CartPole-v1 --out smoke -- --total-env-steps 4000   # after --, train.py flags
@@ -51,7 +51,8 @@ from training.presets import TUNED
 from training.run_files import lock_folder
 from training.settings import Config, Parser
 
-SUITE = tuple(TUNED)  # every environment with a --preset tuned entry, in that file's order: cheapest first
+# every environment with a --preset tuned entry, in that file's order: MuJoCo first, the cheapest first among them
+SUITE = tuple(TUNED)
 # the settings that define a run's experiment (not housekeeping such as --logdir or --threads)
 EXPERIMENT = [f.name for f in fields(Config) if f.metadata.get("experiment", True)]
 

@@ -99,7 +99,7 @@ def train_run(env: str, seed: int, extra: list[str], out: Path, workers: int) ->
 
 def collect(env: str, seed: int, extra: list[str], out: Path, cpus: int) -> dict:
     """The result of (env, seed)'s trained run: its settings, summary, curves and wall time, and where it ran
-    (this machine's name, and the CPUs it had: ``cpus``)."""
+    (this machine's name, the CPUs it had: ``cpus``, and the versions it ran with)."""
     run_dir = run_folders(out, env, seed)[-1]
     summary = json.loads((run_dir / "summary.json").read_text())
     found = curves(run_dir)
@@ -119,6 +119,7 @@ def collect(env: str, seed: int, extra: list[str], out: Path, cpus: int) -> dict
         "wall_seconds": wall_seconds(read_sessions(sessions)),
         "node": platform.node(),
         "cpus": cpus,
+        "versions": summary.get("versions"),  # the libraries' and the simulators' (a MuJoCo release moves the curves)
         "solved_at_env_steps": summary["solved_at_env_steps"],
         "final_eval": summary["final_eval"],
         "best_eval": summary.get("best_eval"),  # the best check, and its agent re-evaluated on fresh episodes

@@ -156,6 +156,7 @@ def test_resume_removes_the_temporary_files_a_killed_writer_left(saved_run, tmp_
     _, run, _ = saved_run
     copy = shutil.copytree(run, tmp_path / "run")
     (copy / ".checkpoint.pt.k9x2.tmp").write_bytes(b"half a checkpoint")
+    (copy / ".best_model.pt.q7c1.tmp").write_bytes(b"half a model, written at a check")
     result = run_cli("--resume", str(copy), "--max-updates", "3", "--no-gif", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not list(copy.glob(".*.tmp"))

@@ -41,6 +41,8 @@ def test_final_metrics_and_histograms_sit_at_the_run_s_steps(tmp_path):
     events = events_of(run)
     summary = json.loads((run / "summary.json").read_text())
     last_step, final = summary["env_steps"], summary["final_eval"]
+    # what the numbers depend on, the simulator among them (the test extra installs MuJoCo)
+    assert {"python", "torch", "gymnasium", "numpy", "mujoco"} <= set(summary["versions"])
     _, metrics = hparams_of(run)
     assert metrics.keys() == {"eval/final_return_mean", "eval/final_sampled_return_mean"}  # unsolved: no solved-at
     assert metrics["eval/final_return_mean"] == [(last_step, pytest.approx(final["greedy"]["mean"]))]  # not at 0

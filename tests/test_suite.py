@@ -51,6 +51,8 @@ def test_suite_smoke_run_writes_results_and_a_table_and_does_not_train_again(tmp
         assert result["config"]["env"] == env and result["config"]["total_env_steps"] == 3000
         assert result["train_curve"] and result["train_return_end"] is not None
         assert set(result["final_eval"]["greedy"]) == {"mean", "std", "min", "max"}
+        summary = json.loads((out / result["run_dir"] / "summary.json").read_text())
+        assert result["versions"] == summary["versions"] and "mujoco" in result["versions"]  # the test extra's
         best = result["best_eval"]
         assert best["greedy_mean"] == pytest.approx(max(value for _, value in result["eval_curve"]))  # float32 in TB
         assert set(best["reevaluated"]) == {"mean", "std", "min", "max"}

@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from torch.utils.tensorboard import SummaryWriter
 from training.evaluation import Evaluation
 from training.settings import Config
 from training.trainer import Trainer, Update
+
+SIMULATORS = ("mujoco", "box2d")  # the distributions of Gymnasium's MuJoCo and Box2D environments
 
 
 def describe_returns(returns: np.ndarray) -> str:
@@ -128,14 +131,24 @@ def run_summary(
             "reevaluated": None if best is None else _statistics(best),
         },
         "final_eval": {"episodes": len(greedy), "greedy": _statistics(greedy), "sampled": _statistics(sampled)},
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "gymnasium": gym.__version__,
-            "numpy": np.__version__,
-        },
+        "versions": versions(),
         "device": "cpu",
     }
+
+
+def versions() -> dict[str, str]:
+    """The versions a run's numbers depend on: Python's, the libraries', and the simulators' that are installed
+    (a MuJoCo or Box2D release can change an environment's physics, and so every curve trained on it)."""
+    found = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gymnasium": gym.__version__,
+        "numpy": np.__version__,
+    }
+    for simulator in SIMULATORS:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[simulator] = metadata.version(simulator)
+    return found
 
 
 class Console:

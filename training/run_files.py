@@ -83,9 +83,10 @@ def lock_folder(folder: Path, holder: str) -> IO[str] | None:
 
 
 def lock_run(run_dir: Path) -> IO[str] | None:
-    """Hold the run folder (``lock_folder``) and remove what a killed writer of its checkpoint left behind."""
+    """Hold the run folder (``lock_folder``) and remove what a killed writer of any of its files (the checkpoint,
+    ``best_model.pt`` at a check, ...) left behind: holding the folder, no other process writes them."""
     handle = lock_folder(run_dir, "run")
-    remove_temporary_files(run_dir, CHECKPOINT)
+    remove_temporary_files(run_dir)
     return handle
 
 
