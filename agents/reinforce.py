@@ -148,12 +148,16 @@ def discounted_returns(
 ) -> torch.Tensor:
     """Reward-to-go ``G_t = r_t + gamma * G_{t+1}``, restarted after every step flagged in ``ends``.
 
-    ``rewards`` is ``(T,)`` for one episode or ``(T, N)`` for N time-major streams (a tensor, an array
-    or a list); ``ends`` (same shape, bool) marks the last step of each episode, terminated or truncated
-    alike. Without ``tails`` what follows an end is worth nothing: a Monte-Carlo return treats a
-    truncated episode as complete. ``tails`` (same shape) gives the value of what follows each end
-    instead (a bootstrap for a truncated episode, 0 for a terminated one). Without ``ends`` each column
-    is one episode. The returns are a float tensor (of ``rewards``' float type when it has one).
+    :param rewards: ``(T,)`` for one episode or ``(T, N)`` for N time-major streams (a tensor, an array
+        or a list).
+    :param gamma: the discount factor.
+    :param ends: the last step of each episode, terminated or truncated alike (same shape, bool); without
+        it each column is one episode.
+    :param tails: the value of what follows each end (same shape): a bootstrap for a truncated episode, 0
+        for a terminated one. Without it what follows an end is worth nothing: a Monte-Carlo return treats
+        a truncated episode as complete.
+    :return: the returns, of the shape of ``rewards``, as a float tensor (of ``rewards``' float type when it
+        has one).
     """
     rewards = torch.as_tensor(np.asarray(rewards) if isinstance(rewards, Sequence) else rewards)
     r = rewards.detach().cpu().numpy().astype(np.float64)
@@ -174,14 +178,20 @@ def normalize_advantages(
     ids: torch.Tensor | None = None,
     batch_moments: Moments | None = None,
 ) -> torch.Tensor:
-    """Centre and scale ``advantages`` over the ``valid`` steps: all of them together (``"batch"``), each
-    episode on its own (``"episode"``, the seed notebook's; needs the steps' episode ``ids``), or not at
-    all (``"none"``). ``batch_moments`` replaces the valid steps' own in batch mode (for example the
-    moments of several processes' batches together).
+    """Centre and scale ``advantages`` over the ``valid`` steps.
 
     Where there is nothing to scale by (fewer than two steps, or a standard deviation of zero up to
     rounding) the values are only centred, never divided: one-step episodes and constant returns give
-    zero advantages, not NaN. Invalid steps come back as zero.
+    zero advantages, not NaN.
+
+    :param advantages: the advantage of every step.
+    :param valid: the steps to normalise (same shape, bool); the others come back as zero.
+    :param mode: over all the valid steps together (``"batch"``), each episode on its own (``"episode"``,
+        the seed notebook's), or not at all (``"none"``).
+    :param ids: the steps' episode ids (same shape), needed by ``"episode"``.
+    :param batch_moments: moments that replace the valid steps' own in ``"batch"`` mode (for example the
+        moments of several processes' batches together); ignored by the other modes.
+    :return: the normalised advantages, of the shape and dtype of ``advantages``.
     """
     if mode not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {mode!r}: choose one of {', '.join(NORMALIZATIONS)}")
@@ -209,6 +219,9 @@ def policy_gradient_loss(log_probs: torch.Tensor, advantages: torch.Tensor) -> t
 
     Its gradient is the REINFORCE estimate without the textbook's ``gamma**t`` factor (as almost every
     implementation does): biased for ``gamma < 1``, and usually better in practice.
+
+    :param log_probs: the log-probability of each step's action under the policy (differentiable).
+    :param advantages: each step's advantage (same shape); detached, so no gradient flows into it.
     """
     return -(advantages.detach() * log_probs).mean()
 
@@ -221,13 +234,18 @@ def reinforce_loss(
     values: torch.Tensor | None = None,
     returns: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The REINFORCE loss and its named terms, each a mean over every step given:
+    """The REINFORCE loss and its named terms, each a mean over every step given.
 
-    - ``policy_loss``: what the policy minimises, ``policy_gradient_loss - entropy_coef * entropy``;
-    - ``entropy``: the policy's mean entropy;
-    - ``value_loss`` (with a baseline's ``values`` and the ``returns`` they learn): mean squared error;
-    - ``loss``: their sum, the scalar to differentiate (the networks share no parameter, so each gets its
-      own term's gradient).
+    :param distribution: the policy's distribution over the actions of every step.
+    :param actions: the actions taken, one per step, as ``distribution`` scores them.
+    :param advantages: each step's advantage.
+    :param entropy_coef: the weight of the entropy bonus.
+    :param values: a baseline's value of each step's state; with it, ``returns`` are needed.
+    :param returns: the returns ``values`` learn, one per step.
+    :return: ``policy_loss``, what the policy minimises, ``policy_gradient_loss - entropy_coef * entropy``;
+        ``entropy``, the policy's mean entropy; with ``values``, ``value_loss``, their mean squared error
+        from ``returns``; ``loss``, the sum of the two losses, the scalar to differentiate (the networks
+        share no parameter, so each gets its own term's gradient).
     """
     entropy = distribution.entropy().mean()
     policy_loss = policy_gradient_loss(distribution.log_prob(actions), advantages) - entropy_coef * entropy

@@ -13,8 +13,15 @@ from gymnasium import spaces
 
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space, action_bound: str = "clip") -> None:
-    """Raise a one-line ``ValueError`` unless the agent supports these spaces (with ``action_bound``
-    ``"tanh"``, a Box of actions needs finite bounds to squash into)."""
+    """Raise a one-line ``ValueError`` unless the agent supports these spaces.
+
+    :param observation_space: the environment's observation space: a ``Box`` (flattened) or a ``Discrete``
+        (one-hot) that holds at least one number.
+    :param action_space: the environment's action space: a ``Discrete(n)`` with ``n >= 2``, or a ``Box`` of at
+        least one number.
+    :param action_bound: how Box actions are kept in bounds, ``"clip"`` or ``"tanh"``; with ``"tanh"`` a Box of
+        actions needs finite bounds to squash into.
+    """
     if not isinstance(observation_space, (spaces.Box, spaces.Discrete)):
         raise ValueError(
             f"unsupported observation space {observation_space}: the agent supports Box (flattened) and "

@@ -41,9 +41,14 @@ def episode_too_long(max_episode_steps: int) -> ValueError:
 
 
 def untrusted_module(saved_env: str, given_env: str | None, source: str) -> None:
-    """A one-line ``ValueError`` when ``saved_env``, an id read from ``source`` (a file), is ``module:EnvId`` and
-    the user did not name that same id: importing a module runs its code, and a file from elsewhere (a shared run
-    folder) may name one it brings along. Naming it on the command line (or to ``fit``) is the user's choice."""
+    """A one-line ``ValueError`` when ``saved_env`` is ``module:EnvId`` and the user did not name that same id:
+    importing a module runs its code, and a file from elsewhere (a shared run folder) may name one it brings
+    along. Naming it on the command line (or to ``fit``) is the user's choice.
+
+    :param saved_env: the environment id read from a file.
+    :param given_env: the id the user gave (None: none given).
+    :param source: the file the id was read from, as the message names it (its path, or "the run's checkpoint").
+    """
     module = saved_env.rpartition(":")[0]
     if module and given_env != saved_env:
         raise ValueError(
@@ -55,8 +60,10 @@ def untrusted_module(saved_env: str, given_env: str | None, source: str) -> None
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     """The registry entry of ``env_id``, or a one-line ``ValueError`` (with close matches for a typo).
 
-    ``module:EnvId`` is Gymnasium's form for an environment of one's own: ``module`` is imported first and
-    registers ``EnvId`` (``gymnasium.register``); every process that makes the environment imports it."""
+    :param env_id: a Gymnasium id, or ``module:EnvId``, Gymnasium's form for an environment of one's own:
+        ``module`` is imported first and registers ``EnvId`` (``gymnasium.register``); every process that makes
+        the environment imports it.
+    """
     module, _, name = env_id.rpartition(":")
     if module:
         try:
@@ -81,10 +88,13 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
 
 
 def time_limit(env: str | EnvFactory, max_episode_steps: int | None = None) -> int:
-    """The most steps an episode of ``env`` (an id, or a callable that makes one environment) lasts:
-    ``max_episode_steps`` if given, else the environment's own time limit. An environment without one is refused
-    with a one-line ``ValueError``: its episodes might never end, and every loop over them with them
-    (Gymnasium's CliffWalking-v1 has none)."""
+    """The most steps an episode of ``env`` lasts.
+
+    :param env: a Gymnasium id, or a callable that makes one environment (made, and closed, to read its own limit).
+    :param max_episode_steps: the time limit, returned as it is when given; without it, the environment's own.
+        An environment without one is refused with a one-line ``ValueError``: its episodes, and so every loop
+        over them, might never end (Gymnasium's CliffWalking-v1 has none).
+    """
     if max_episode_steps is not None:
         return max_episode_steps
     limit = check_env_id(env).max_episode_steps if isinstance(env, str) else _made_limit(env)
@@ -171,9 +181,15 @@ def make_env(
     render_mode: str | None = None,
     action_bins: int | None = None,
 ) -> gym.Env:
-    """One environment (for rendering and single-environment use) from an id or a callable that makes one, with
-    a time limit (see ``time_limit``) and, given ``action_bins``, its actions discretised (see
-    ``discretize_actions``). A callable is given ``render_mode`` when it takes one."""
+    """One environment, for rendering and single-environment use.
+
+    :param env: a Gymnasium id whose spaces the agent supports, or a callable that makes one such environment.
+    :param max_episode_steps: the time limit (None: the environment's own; an environment without one is
+        refused, see ``time_limit``).
+    :param render_mode: Gymnasium's render mode, ``"human"`` or ``"rgb_array"`` for example (None: no rendering);
+        a callable is given it only when it takes one.
+    :param action_bins: discretise the actions into this many values per dimension (``discretize_actions``).
+    """
     if isinstance(env, str):
         check_env_id(env)
         kwargs = {} if render_mode is None else {"render_mode": render_mode}  # an environment may take no arguments

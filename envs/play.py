@@ -117,10 +117,14 @@ def play_episode(
 
 
 def encode_gif(frames: list[np.ndarray], fps: float) -> tuple[bytes, int, int]:
-    """Frames as an animated GIF (Pillow); returns the bytes, height and width.
+    """Frames as an animated GIF (Pillow).
 
     Every frame is mapped onto one palette taken from the first: six times faster than Pillow's
     per-frame quantisation, and the same for scenes whose colours do not change.
+
+    :param frames: at least one RGB frame, ``(height, width, 3)`` ``uint8`` arrays of one size.
+    :param fps: frames per second of the animation.
+    :return: the GIF's bytes, height and width.
     """
     images = [Image.fromarray(frame) for frame in frames]
     palette = images[0].quantize(colors=64, method=Image.Quantize.FASTOCTREE)
@@ -176,8 +180,14 @@ def _rendering(env: EnvConfig, render_mode: str) -> gym.Env:
 
 
 def record_gif(agent: ReinforceAgent, env: EnvConfig, seed: int) -> tuple[bytes, int, int]:
-    """One greedy episode rendered headless, every other frame, as a GIF (bytes, height, width); a
-    ``ValueError`` if the environment draws no frames."""
+    """One greedy episode rendered headless, every other frame, as a GIF; a ``ValueError`` if the environment
+    draws no frames.
+
+    :param agent: the agent that acts.
+    :param env: the environment, made here with render mode ``rgb_array`` and its time limit.
+    :param seed: seeds the environment for the episode.
+    :return: the GIF's bytes, height and width.
+    """
     made = _rendering(env, "rgb_array")
     if made.render_mode != "rgb_array":
         made.close()
@@ -191,9 +201,16 @@ def record_gif(agent: ReinforceAgent, env: EnvConfig, seed: int) -> tuple[bytes,
 
 
 def play(agent: ReinforceAgent, env: EnvConfig, episodes: int, seed: int, gif_dir: Path) -> None:
-    """Play greedy episodes in a window when there is a display, else into ``gif_dir/watch_N.gif`` (an
-    environment that draws nothing is only played); print each episode's return and length against the
-    time limit, and how far the body moved where the environment reports its ``x_position``."""
+    """Play greedy episodes in a window when there is a display, else into GIFs (an environment that draws
+    nothing is only played); print each episode's return and length against the time limit, and how far the
+    body moved where the environment reports its ``x_position``.
+
+    :param agent: the agent that acts; a ``CheckpointError`` if it was not built for the environment's spaces.
+    :param env: the environment to play.
+    :param episodes: how many episodes to play, one after the other.
+    :param seed: seeds the first episode; episode N (from 1) is seeded ``seed + N - 1``.
+    :param gif_dir: the existing folder where, without a display, episode N is written as ``watch_N.gif``.
+    """
     render_mode = "human" if display_available() else "rgb_array"
     made = _rendering(env, render_mode)
     try:

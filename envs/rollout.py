@@ -31,7 +31,13 @@ class Rollout:
 
 
 def split_episodes(total: int, num_envs: int) -> np.ndarray:
-    """How many episodes each of ``num_envs`` environments plays so that they add up to ``total``."""
+    """How many episodes each environment plays so that they add up to ``total``, as evenly as they can: the
+    first ``total % num_envs`` environments play one more than the others.
+
+    :param total: the episodes to play in all.
+    :param num_envs: the environments that share them.
+    :return: one count per environment, ``(num_envs,)``.
+    """
     quotas = np.full(num_envs, total // num_envs)
     quotas[: total % num_envs] += 1
     return quotas

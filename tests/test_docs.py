@@ -1,7 +1,9 @@
 """The README and docs/ as a reader meets them: short enough to read, every link resolving, no development history,
 and every shell command either run here as written, run by another named test or by CI, or listed as deliberately
-long with the reason."""
+long with the reason; and docs/api.md's promise that every public function has type hints and a ``:param:`` line
+for each parameter."""
 
+import inspect
 import os
 import re
 import subprocess
@@ -9,6 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import agents
+import envs
+import training
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -249,3 +255,28 @@ def test_no_development_history_in_the_project():
         if path.suffix in SOURCES and path.is_file():
             for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
                 assert not HISTORY.search(line), f"{name}:{number}: {line.strip()}"
+
+
+def public_functions() -> list:
+    """The functions (not the classes) that the ``__all__`` of ``agents``, ``envs`` and ``training`` export."""
+    return [
+        item
+        for package in (agents, envs, training)
+        for item in (getattr(package, name) for name in package.__all__)
+        if inspect.isfunction(item)
+    ]
+
+
+def test_every_public_function_has_type_hints_and_a_param_line_for_each_parameter():
+    functions, missing = public_functions(), []
+    for function in functions:
+        name, doc = f"{function.__module__}.{function.__qualname__}", inspect.getdoc(function) or ""
+        for parameter in inspect.signature(function).parameters.values():
+            if parameter.name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                continue
+            if parameter.annotation is parameter.empty:
+                missing.append(f"{name}: {parameter.name} has no type hint")
+            if not re.search(rf"^:param {parameter.name}:", doc, re.M):
+                missing.append(f"{name}: no ':param {parameter.name}:' line")
+    assert functions, "no public function found"
+    assert not missing, "\n".join(missing)

@@ -291,6 +291,11 @@ def tuned_config(argv):
     return make_config(flags, mode.preset)
 
 
+def test_an_unknown_preset_given_to_make_config_is_one_line_naming_the_presets():
+    with pytest.raises(ValueError, match=r"^unknown preset 'tunned': choose one of seed, textbook, tuned$"):
+        make_config({}, "tunned")
+
+
 def test_preset_tuned_takes_the_entry_of_the_env_and_flags_override_it():
     config = tuned_config(["--env", "Pendulum-v1", "--preset", "tuned"])
     assert {name: getattr(config, name) for name in TUNED["Pendulum-v1"]} == TUNED["Pendulum-v1"]

@@ -19,7 +19,12 @@ def target_return(config: Config, env: EnvConfig | None = None) -> float | None:
     """The mean greedy return that counts as solved: ``--target-return``, else the environment's
     ``reward_threshold`` (475 for CartPole-v1) when the episodes keep their registered time limit, else
     none. A threshold belongs to its limit: at 200 steps CartPole cannot reach 475, and Acrobot cut at 50
-    steps would "solve" at once. ``env``: the run's environment, when it is not ``config``'s id."""
+    steps would "solve" at once.
+
+    :param config: the run's settings (``target_return``, ``env``, ``max_episode_steps``).
+    :param env: the run's environment, when it is not ``config``'s id (an unregistered one has no threshold).
+    :return: the target, or None when there is none.
+    """
     if config.target_return is not None:
         return config.target_return
     spec = (env or config.env_config()).spec
@@ -44,7 +49,11 @@ def no_target_reason(config: Config, env: EnvConfig | None = None) -> str | None
 
 
 def solves(returns: np.ndarray, target: float | None) -> bool:
-    """Whether an evaluation's returns reach the target (their mean, over every episode)."""
+    """Whether an evaluation's returns reach the target: their mean, over every episode, is at least ``target``.
+
+    :param returns: the returns of the evaluation's episodes.
+    :param target: the mean return that counts as solved (None: nothing solves, see ``target_return``).
+    """
     return target is not None and float(np.mean(returns)) >= target
 
 

@@ -128,8 +128,12 @@ def read_run(run_dir: Path) -> dict[str, Any]:
 
 
 def saved_config(run_dir: str | Path) -> Config:
-    """The settings of the run in ``run_dir``, as its checkpoint holds them (``fit(replace(saved_config(run_dir),
-    total_env_steps=...), resume=run_dir)`` continues it with a larger budget)."""
+    """The settings of a run, as its checkpoint holds them (``fit(replace(saved_config(run_dir),
+    total_env_steps=...), resume=run_dir)`` continues it with a larger budget).
+
+    :param run_dir: the run's folder; one without a usable checkpoint, or in which no file can be written,
+        raises a one-line error (``CheckpointError``, ``ValueError``).
+    """
     return saved_settings(read_run(Path(run_dir))["config"])
 
 

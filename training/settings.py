@@ -20,6 +20,7 @@ from training.presets import PRESETS, tuned
 
 AGENT_SETTINGS = tuple(f.name for f in fields(AgentConfig))
 # what a resumed run may change: its budget, its evaluation, and the housekeeping (fields with experiment=False)
+PRESET_NAMES = sorted([*PRESETS, "tuned"])  # --preset's choices
 BUDGET_AND_EVALUATION = ("total_env_steps", "max_updates", "eval_every_steps", "eval_episodes", "target_return")
 
 
@@ -123,16 +124,26 @@ RESUMABLE = {*BUDGET_AND_EVALUATION, "stop_when_solved"} | {
 
 
 def make_config(flags: dict[str, Any], preset: str | None = None, saved: dict[str, Any] | None = None) -> Config:
-    """The defaults, then the preset's settings or a resumed run's ``saved`` ones, then the ``flags``
-    given. ``tuned`` is the entry of the environment the flags name (or the default one), refused with a
-    one-line ``ValueError`` where there is none. A resumed run's agent cannot change: its weights were
-    learnt with those settings."""
+    """A run's settings: the defaults, then the preset's settings or a resumed run's saved ones, then the flags
+    given.
+
+    :param flags: the settings given, by name (as ``parse_args`` returns them); a value of the wrong type or out
+        of range raises a one-line ``ValueError``.
+    :param preset: a name of ``PRESETS`` (another name: a one-line ``ValueError``), or ``"tuned"``: the entry of
+        the environment the flags name (or the default one), refused with a one-line ``ValueError`` where there is
+        none. Ignored with ``saved``.
+    :param saved: a resumed run's settings, as its checkpoint holds them. The flags may change only the budget,
+        the evaluation and the housekeeping (a one-line ``ValueError`` otherwise): a resumed run's agent cannot
+        change, since its weights were learnt with those settings.
+    """
     if saved is None:
         label = {"exp_name": preset} if preset else {}
         if preset == "tuned":
             settings = tuned(flags.get("env", Config.env))
-        else:
+        elif preset is None or preset in PRESETS:
             settings = PRESETS.get(preset or "", {})
+        else:  # the command line's choices refuse it before this; a caller of the API gets the same line
+            raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESET_NAMES)}")
         return Config(**{**label, **settings, **flags})
     return resumed_config(saved, flags)
 
@@ -248,8 +259,17 @@ def grouped_fields() -> dict[str, list[Field]]:
 def parse_args(
     argv: list[str] | None = None, description: str | None = None, epilog: str | None = None, prog: str | None = None
 ) -> tuple[dict[str, Any], Any]:
-    """The settings given as flags (only those given), and the mode flags: ``preset``, ``heuristic``,
-    ``watch``, ``resume``."""
+    """The settings given as flags (only those given), and the mode flags.
+
+    A bad command line, or ``--help``, exits (status 2 after one line of error, or 0 after the help).
+
+    :param argv: the command line's arguments, without the program (None: ``sys.argv[1:]``).
+    :param description: the text ``--help`` shows before the flags.
+    :param epilog: the text ``--help`` shows after the flags.
+    :param prog: the program's name in the usage and the errors (None: that of ``sys.argv[0]``).
+    :return: the settings given, by name, and a namespace of the mode flags: ``preset``, ``heuristic``,
+        ``watch``, ``resume``.
+    """
     parser = Parser(
         prog=prog, usage=USAGE, description=description, epilog=epilog, formatter_class=HelpFormatter, add_help=False
     )
@@ -257,7 +277,7 @@ def parse_args(
     modes.add_argument("-h", "--help", action="help", help="show this help and exit")
     modes.add_argument(
         "--preset",
-        choices=sorted([*PRESETS, "tuned"]),
+        choices=PRESET_NAMES,
         metavar="NAME",
         help="start from textbook, seed or tuned (the suite's settings for --env)",
     )
@@ -284,6 +304,10 @@ def parse_args(
 
 def config_from_args(argv: list[str]) -> Config:
     """The ``Config`` a command line describes (defaults, then ``--preset``, then the flags), for the
-    benchmark scripts, which run no mode."""
+    benchmark scripts, which run no mode.
+
+    :param argv: the command line's arguments, without the program (see ``parse_args``); the mode flags other
+        than ``--preset`` are ignored.
+    """
     flags, modes = parse_args(argv)
     return make_config(flags, modes.preset)
