@@ -141,6 +141,7 @@ def _episode_gif(episode: Episode, env: gym.Env) -> tuple[bytes, int, int]:
 
 
 def display_available() -> bool:
+    """Whether this process can open a window: an X11 or a Wayland display is set."""
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 

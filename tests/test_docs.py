@@ -267,10 +267,12 @@ def public_functions() -> list:
     ]
 
 
-def test_every_public_function_has_type_hints_and_a_param_line_for_each_parameter():
+def test_every_public_function_has_a_docstring_type_hints_and_a_param_line_for_each_parameter():
     functions, missing = public_functions(), []
     for function in functions:
         name, doc = f"{function.__module__}.{function.__qualname__}", inspect.getdoc(function) or ""
+        if not doc:
+            missing.append(f"{name}: no docstring")
         for parameter in inspect.signature(function).parameters.values():
             if parameter.name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
                 continue
