@@ -51,12 +51,15 @@ def test_act_shapes_and_modes(n_actions):
 @pytest.mark.parametrize("n_actions", [2, 3])
 def test_sampling_follows_the_policys_probabilities(n_actions):
     agent = make_agent(n_actions, AgentConfig(hidden_sizes=(8,)))
+    with torch.no_grad():  # far from the near-uniform first policy: a sampler that ignores the logits fails
+        agent.policy.net[-1].bias.copy_(torch.tensor([1.5] if n_actions == 2 else [1.5, 0.0, -1.0]))
     observation = np.array([0.3, -0.2, 0.1, 0.5], dtype=np.float32)
     draws = agent.act(np.repeat(observation[None], 40_000, axis=0))
     frequencies = np.bincount(draws, minlength=n_actions) / len(draws)
     probs = agent.policy(torch.from_numpy(observation)[None])
-    probs = torch.stack([1 - probs.probs, probs.probs], -1) if n_actions == 2 else probs.probs
-    np.testing.assert_allclose(frequencies, probs[0].detach().numpy(), atol=0.01)
+    probs = (torch.stack([1 - probs.probs, probs.probs], -1) if n_actions == 2 else probs.probs)[0].detach().numpy()
+    assert np.abs(probs - 1 / n_actions).max() > 0.2
+    np.testing.assert_allclose(frequencies, probs, atol=0.01)
 
 
 def test_discrete_action_start_is_respected():
@@ -263,9 +266,11 @@ def test_gaussian_sampling_follows_mean_and_std():
     agent = gaussian_agent(spaces.Box(-100.0, 100.0, (2,), np.float32))
     with torch.no_grad():
         agent.policy.log_std.copy_(torch.tensor([-1.0, 0.5]))
+        agent.policy.net[-1].bias.copy_(torch.tensor([1.0, -2.0]))  # far from 0: a sampler must add the mean
     obs = np.tile(np.array([[0.2, -0.1, 0.3]], np.float32), (50_000, 1))
     _, drawn = agent.sample(obs)
     mean = agent.policy.net(torch.from_numpy(obs[:1])).detach().numpy()[0]
+    assert np.all(np.abs(mean) > 0.9)
     np.testing.assert_allclose(drawn.mean(0), mean, atol=0.03)
     np.testing.assert_allclose(drawn.std(0), np.exp([-1.0, 0.5]), rtol=0.02)
 

@@ -228,8 +228,9 @@ def test_a_signal_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(t
     assert_bitwise_equal(parameters(reference / "model.pt"), parameters(run / "model.pt"))
 
 
-def test_a_second_ctrl_c_exits_at_once_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    """The second signal's handler exits the process without writing: the last checkpoint stays readable."""
+def test_a_second_ctrl_c_exits_at_once_with_the_signal_s_status_and_restores_the_handlers(tmp_path, monkeypatch):
+    """The second signal's handler exits the process at once (``os._exit``: no handler, no write; the checkpoints
+    already written are whole, being atomic) with 128 + SIGINT."""
     exits, before = [], signal_handlers()
     monkeypatch.setattr(os, "_exit", lambda status: exits.append(status))
     with StopSignals() as signals:

@@ -1,6 +1,7 @@
 """``fit``, the Python entry point of a whole run: the same run as ``train.py``, an environment class of one's own,
 callbacks that stop a run, runs that write nothing, resuming, and the best agent kept."""
 
+import copy
 import json
 import re
 import signal
@@ -14,6 +15,7 @@ from builders import only_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
+import training.loop
 from envs import EnvironmentFailed
 from training import Callback, Config, fit, saved_config
 
@@ -99,7 +101,7 @@ def test_a_run_that_writes_nothing(tmp_path):
     assert result.run_dir is None and not (tmp_path / "runs").exists()
     assert result.summary["env_steps"] >= 6000
     best = result.best_agent()
-    assert best is not None and result.state.best_return == max(result.state.best_return, 0.0)
+    assert best is not None and result.state.best_at is not None  # kept in memory (its weights: below)
     assert best.state_dict()["policy"].keys() == result.agent.state_dict()["policy"].keys()
 
 
@@ -134,21 +136,35 @@ def test_a_resume_changes_only_the_budget_evaluation_and_housekeeping(tmp_path):
     assert resumed.state.updates == 2 and resumed.summary["final_eval"]["episodes"] == 3
 
 
-def test_every_better_check_keeps_its_agent(tmp_path):
+@pytest.mark.parametrize("write_run", [True, False])
+def test_every_better_check_keeps_its_agent(tmp_path, monkeypatch, write_run):
     class Checks(Callback):
         means = []
 
         def on_check(self, state, evaluation):
             self.means.append((float(evaluation.greedy.mean()), state.best_return))
 
+    kept = {}  # the policy's weights at each check that beat the best so far, as training had them then
+    record = training.loop.Run._record
+
+    def recording(run, evaluation):
+        better = run.trainer.state.best_return is None or evaluation.greedy.mean() > run.trainer.state.best_return
+        if better:
+            kept["policy"] = copy.deepcopy(run.trainer.agent.policy.state_dict())
+        return record(run, evaluation)
+
+    monkeypatch.setattr(training.loop.Run, "_record", recording)
     config = Config(**SHORT | {"total_env_steps": 20_000, "stop_when_solved": False}, logdir=str(tmp_path))
-    result = fit(config, callback=Checks(), verbose=False)
+    result = fit(config, callback=Checks(), verbose=False, write_run=write_run)
     means = [mean for mean, _ in Checks.means]
     assert [best for _, best in Checks.means] == list(np.maximum.accumulate(means))
     assert result.summary["best_eval"]["greedy_mean"] == max(means)
     again = result.summary["best_eval"]["reevaluated"]  # the best agent on fresh episodes
-    assert set(again) == {"mean", "std", "min", "max"} and again["max"] <= 500
-    assert result.best_agent() is not None and result.state.best_at <= result.state.env_steps
+    assert set(again) == {"mean", "std", "min", "max"}
+    assert result.state.best_at < result.state.env_steps  # the best check is not the last: training moved on
+    best, final = result.best_agent().policy.state_dict(), result.agent.policy.state_dict()
+    assert all(torch.equal(best[name], kept["policy"][name]) for name in best)  # the best check's own weights
+    assert not all(torch.equal(best[name], final[name]) for name in best)
 
 
 def test_a_run_trains_on_one_thread_by_default_and_leaves_the_process_as_it_found_it():

@@ -230,9 +230,17 @@ def test_entropy_bonus_and_gradient_clipping():
     plain_stats, bonus_stats = plain.update(batch), bonus.update(batch)
     assert bonus_stats["policy_loss"] == pytest.approx(plain_stats["policy_loss"] - 0.5 * plain_stats["entropy"])
     clipped = gaussian_agent(normalize="none", max_grad_norm=0.1, learning_rate=1.0)
+    stepped_norms, step = [], clipped.optimizer.step
+
+    def recording_step(*args, **kwargs):  # the norm of the gradient Adam steps with
+        stepped_norms.append(torch.cat([p.grad.flatten() for p in clipped.policy.parameters()]).norm().item())
+        return step(*args, **kwargs)
+
+    clipped.optimizer.step = recording_step
     before = [p.detach().clone() for p in clipped.policy.parameters()]
     stats = clipped.update(batch)
-    assert stats["grad_norm"] > 0.1  # the logged norm is the one before clipping
+    assert stats["grad_norm"] > 1.0  # the logged norm is the one before clipping
+    assert len(stepped_norms) == 2 and all(norm == pytest.approx(0.1, rel=1e-5) for norm in stepped_norms)
     sgd_like = torch.cat([(p.detach() - b).flatten() for p, b in zip(clipped.policy.parameters(), before)])
     assert torch.isfinite(sgd_like).all()
 

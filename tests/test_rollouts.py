@@ -113,10 +113,15 @@ def test_native_vector_rollout_masks_reset_steps():
 
 
 def test_a_second_rollout_continues_the_random_streams():
-    env = make_vector_env("CartPole-v1", 2, vectorization="sync")
+    env, same = (make_vector_env("CartPole-v1", 2, vectorization="sync") for _ in range(2))
     first = collect_episodes(env, random_actions(2), np.array([1, 1]), seed=3)
     second = collect_episodes(env, random_actions(2), np.array([1, 1]))
-    assert not np.array_equal(first.batch.observations[0].numpy(), second.batch.observations[0].numpy())
+    collect_episodes(same, random_actions(2), np.array([1, 1]), seed=3)
+    continued, _ = same.reset()  # Gymnasium's own streams, after the same first rollout
+    reseeded = [make_vector_env("CartPole-v1", 2, vectorization="sync").reset(seed=seed)[0] for seed in (0, 3)]
+    starts = second.batch.observations[0].numpy()
+    np.testing.assert_array_equal(starts, continued)
+    assert not any(np.array_equal(starts, start) for start in [first.batch.observations[0].numpy(), *reseeded])
 
 
 def test_time_limit_is_truncation_not_termination():
