@@ -109,6 +109,9 @@ COMMANDS: dict[str, str] = {
     "python train.py --watch suite/runs/Ant-v5__suite__1__*/best_model.pt": (
         "long: needs the suite's Ant-v5 seed 1 (35 min)"
     ),
+    "python train.py --watch suite/runs/Humanoid-v5__suite__2__*/best_model.pt": (
+        "long: needs the suite's Humanoid-v5 seed 2 (25 min on 2 workers)"
+    ),
     "python -m bench.suite --envs Hopper-v5 --seeds 1,2 --out hopper-gamma-0.99 -- --gamma 0.99": (
         "long: 2 runs of 3M env steps (40 min)"
     ),
