@@ -51,10 +51,10 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None])
         raise
 
 
-def remove_temporary_files(folder: str | os.PathLike, name: str = "*") -> None:
-    """Remove the temporary files an interrupted ``write_atomically`` of ``folder/name`` (by default, of any
-    file of ``folder``) left behind (only safe while no other process writes those files)."""
-    for leftover in Path(folder).glob(f".{name}.*{TEMPORARY_SUFFIX}"):
+def remove_temporary_files(folder: str | os.PathLike) -> None:
+    """Remove the temporary files that interrupted ``write_atomically`` calls left in ``folder`` (only safe
+    while no other process writes there)."""
+    for leftover in Path(folder).glob(f".*.*{TEMPORARY_SUFFIX}"):
         leftover.unlink(missing_ok=True)
 
 
