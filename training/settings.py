@@ -138,10 +138,12 @@ def make_config(flags: dict[str, Any], preset: str | None = None, saved: dict[st
     """
     if saved is None:
         label = {"exp_name": preset} if preset else {}
-        if preset == "tuned":
+        if preset is None:
+            settings = {}
+        elif preset == "tuned":
             settings = tuned(flags.get("env", Config.env))
-        elif preset is None or preset in PRESETS:
-            settings = PRESETS.get(preset or "", {})
+        elif preset in PRESETS:
+            settings = PRESETS[preset]
         else:  # the command line's choices refuse it before this; a caller of the API gets the same line
             raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESET_NAMES)}")
         return Config(**{**label, **settings, **flags})
