@@ -109,8 +109,11 @@ COMMANDS: dict[str, str] = {
     "python train.py --watch suite/runs/Ant-v5__suite__1__*/best_model.pt": (
         "long: needs the suite's Ant-v5 seed 1 (35 min)"
     ),
-    "python train.py --watch suite/runs/Humanoid-v5__suite__2__*/best_model.pt": (
-        "long: needs the suite's Humanoid-v5 seed 2 (25 min on 2 workers)"
+    "python train.py --watch suite/runs/Humanoid-v5__suite__1__*": (
+        "long: needs the suite's Humanoid-v5 seed 1 (20 min on 2 workers)"
+    ),
+    "python -m bench.suite --envs Humanoid-v5 --seeds 1-3 --workers 2 --out humanoid-no-baseline -- --no-baseline": (
+        "long: 3 runs of 3M env steps on 2 workers (1 h)"
     ),
     "python -m bench.suite --envs Hopper-v5 --seeds 1,2 --out hopper-gamma-0.99 -- --gamma 0.99": (
         "long: 2 runs of 3M env steps (40 min)"

@@ -310,3 +310,19 @@ def test_preset_tuned_takes_the_entry_of_the_env_and_flags_override_it():
     # a resumed run keeps its own settings, whatever the preset
     saved = asdict(Config(env="Pendulum-v1", total_env_steps=1234))
     assert make_config({}, "tuned", saved).total_env_steps == 1234
+
+
+def test_every_stored_result_was_trained_with_its_environments_tuned_entry(tmp_path):
+    """The published rows are what `python -m bench.suite` trains today: a change of an entry without
+    training its row again fails here. The settings are compared, not the flags that gave them (a row may
+    have been trained with flags after `--` that its entry now holds); each worker's share of the batch is
+    as the suite gives it."""
+    from bench.suite import differences
+    from bench.suite_runs import expected_config
+
+    results = sorted((ROOT / "bench" / "measured" / "results").glob("*-v*__*.json"))
+    assert {path.name.split("__")[0] for path in results} == set(TUNED)
+    for path in results:
+        result = json.loads(path.read_text())
+        expected = expected_config(result["env"], result["seed"], [], tmp_path, result["workers"])
+        assert differences(result["config"], expected) == [], path.name

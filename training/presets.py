@@ -173,6 +173,7 @@ TUNED: dict[str, dict[str, Any]] = {
         "episodes_per_update": 32,  # InvertedDoublePendulum's: the first policies fall within about 25 steps
         "action_bound": "tanh",  # actions in [-0.4, 0.4]: at std 1 about 70% of samples would clip to a bound
         "log_std_init": -0.5,  # Hopper's, Walker2d's and Ant's start (Spinning Up's and Tianshou's)
+        "baseline": True,  # how long the humanoid stays up depends on its state: a batch mean can't tell
     },
     # Box2D (pip install "gymnasium[box2d]")
     "LunarLander-v3": {
