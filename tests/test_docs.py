@@ -112,6 +112,9 @@ COMMANDS: dict[str, str] = {
     "python train.py --watch suite/runs/Humanoid-v5__suite__1__*": (
         "long: needs the suite's Humanoid-v5 seed 1 (20 min on 2 workers)"
     ),
+    "python -m bench.suite --envs Humanoid-v5 --seeds 1-3 --workers 2": (
+        "long: the suite, 3 runs of 3M env steps on 2 workers (1 h)"
+    ),
     "python -m bench.suite --envs Humanoid-v5 --seeds 1-3 --workers 2 --out humanoid-no-baseline -- --no-baseline": (
         "long: 3 runs of 3M env steps on 2 workers (1 h)"
     ),
