@@ -5,15 +5,18 @@ import io
 import json
 import shlex
 import subprocess
+import time
 
 import pytest
 from builders import only_run, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.summary.writer.record_writer import RecordWriter
 from tqdm import tqdm
 
 import train
 import training.loop
+import training.trainer
 from training import make_config, target_return
 
 
@@ -142,3 +145,25 @@ def test_run_names_carry_an_experiment_label(tmp_path):
         "CartPole-v1__reinforce__2",
         "CartPole-v1__seed__1",
     ]
+
+
+def test_every_event_logged_is_on_disk_before_the_next_training_step(tmp_path, monkeypatch):
+    """TensorBoard's writer checksums its events in Python on a thread of its own: flushed before each training
+    step, its work is not counted as training time (summary.json's train_seconds, charts/SPS)."""
+    step, write, on_disk = training.trainer.Trainer.step, RecordWriter.write, []
+
+    def slow_write(writer, data):  # a checksum that takes a while
+        time.sleep(0.05)
+        write(writer, data)
+
+    def step_after_looking(trainer):
+        if trainer.state.updates:  # the points of the last tag an update logs, so far
+            events = events_of(only_run(tmp_path))
+            on_disk.append(len(events.Scalars("charts/SPS")) if "charts/SPS" in events.Tags()["scalars"] else 0)
+        return step(trainer)
+
+    monkeypatch.setattr(RecordWriter, "write", slow_write)
+    monkeypatch.setattr(training.trainer.Trainer, "step", step_after_looking)
+    flags = ["--max-updates", "4", "--eval-every-steps", "100000", "--no-gif", "--logdir", str(tmp_path)]
+    assert train.main(flags) == 0
+    assert on_disk == [1, 2, 3]

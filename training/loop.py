@@ -188,6 +188,8 @@ class Run:
         ended = state.solved_at is not None and config.stop_when_solved
         with StopSignals(among_workers=self.workers.size > 1) as signals:
             while not ended and stop is None and trainer.within_budget():
+                if self.writer is not None:  # its thread checksums the events in Python: not during training
+                    self.writer.flush()
                 update = trainer.step()  # every worker plays its episodes; the update combines them
                 if main:  # a stop signal skips a due check: it stops within the update, as promised
                     ended = self._after_update(update, bar, callback, signals)
