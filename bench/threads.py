@@ -6,9 +6,9 @@ a run may train for other env steps, which the report shows). With `--busy N`, N
 benchmark, as a second run or a test suite beside it would. The report gives, per setting, the median
 training seconds of the rounds, the slowest round, and the ratio of medians to the first setting.
 
-    python -m bench.threads                                   # the default against --threads 1, 2
+    python -m bench.threads                                   # torch's own threads (every core) against one
     python -m bench.threads --busy 1 --rounds 3               # with one core kept busy
-    python -m bench.threads --threads default,1 -- --env Acrobot-v1 --seed 2   # train.py settings after --
+    python -m bench.threads --threads none,1,2 -- --env Acrobot-v1 --seed 2   # train.py settings after --
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def spin() -> None:
 
 
 def train_seconds(threads: str, settings: list[str]) -> tuple[float, int]:
-    """One `train.py` run's training seconds and env steps; ``threads`` "default" gives no --threads."""
+    """One `train.py` run's training seconds and env steps; ``threads`` "default" gives no --threads (one
+    thread), "none" torch's own (every core)."""
     flags = [] if threads == "default" else ["--threads", threads]
     with tempfile.TemporaryDirectory() as logdir:
         command = [*train_command(1), *RUN, *settings, *flags, "--logdir", logdir]
@@ -45,7 +46,7 @@ def train_seconds(threads: str, settings: list[str]) -> tuple[float, int]:
 def main() -> None:
     argv, settings = split_settings(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", default="default,1,2", help="settings to compare (default: default,1,2)")
+    parser.add_argument("--threads", default="none,1", help="--threads values to compare (default: none,1)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every setting (default: 3)")
     parser.add_argument("--busy", type=int, default=0, help="processes kept spinning meanwhile (default: 0)")
     args = parser.parse_args(argv)

@@ -89,8 +89,8 @@ COMMANDS: dict[str, str] = {
     "python -m bench.solve --no-process -- --preset textbook": "long: 20 seeds, one runs to 425,000 steps (10 min)",
     "python -m bench.solve --no-process -- --preset textbook --bootstrap mean": "long: 20 seeds (10 min)",
     "python -m bench.throughput -- --preset textbook": "long: four batch sizes up to 1,024 envs (2 min)",
-    "python -m bench.threads --threads default,1": "long: a timing, 6 runs alternating; meaningless beside tests",
-    "python -m bench.threads --threads default,1 --busy 1": "long: a timing with a busy core; meaningless beside tests",
+    "python -m bench.threads --rounds 5": "long: a timing, 10 runs alternating; meaningless beside tests",
+    "python -m bench.threads --rounds 5 --busy 1": "long: a timing with a busy core; meaningless beside tests",
     "python -m bench.solve --seeds 1-20 --criterion greedy --check-every 10000 --no-process -- --env Acrobot-v1": (
         "long: 20 Acrobot seeds (30 min)"
     ),
