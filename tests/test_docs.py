@@ -86,6 +86,8 @@ COMMANDS: dict[str, str] = {
     'pip install -e ".[suite]"': "install: downloads packages; the tests use the test extra, which CI installs",
     "python -m bench.solve --no-process": "long: 20 seeds, both criteria (3 min)",
     "python -m bench.solve --seeds 21-40 --no-process": "long: 20 seeds, both criteria (3 min)",
+    "python -m bench.solve --no-process -- --preset tuned": "long: 20 seeds, both criteria (3 min)",
+    "python -m bench.solve --seeds 21-40 --no-process -- --preset tuned": "long: 20 seeds, both criteria (3 min)",
     "python -m bench.solve --no-process -- --preset textbook": "long: 20 seeds, one runs to 425,000 steps (10 min)",
     "python -m bench.solve --no-process -- --preset textbook --bootstrap mean": "long: 20 seeds (10 min)",
     "python -m bench.throughput -- --preset textbook": "long: four batch sizes up to 1,024 envs (2 min)",

@@ -301,7 +301,7 @@ def test_preset_tuned_takes_the_entry_of_the_env_and_flags_override_it():
     assert {name: getattr(config, name) for name in TUNED["Pendulum-v1"]} == TUNED["Pendulum-v1"]
     assert (config.total_env_steps, config.eval_episodes, config.stop_when_solved) == (1_000_000, 100, False)
     assert config.exp_name == "tuned"
-    protocol_only = tuned_config(["--env", "CartPole-v1", "--preset", "tuned"])  # an entry without agent settings
+    protocol_only = tuned_config(["--env", "MountainCar-v0", "--preset", "tuned"])  # an entry without agent settings
     assert protocol_only.agent_config() == Config().agent_config()
     config = tuned_config(["--env", "Pendulum-v1", "--preset", "tuned", "--total-env-steps", "5000"])
     assert config.total_env_steps == 5000 and config.eval_every_steps == TUNED["Pendulum-v1"]["eval_every_steps"]
