@@ -2,7 +2,9 @@
 
 A batch is a ``(T, N)`` grid, one column per environment stream, so that a vector-environment rollout
 needs no reshuffling; a column may hold several episodes back to back, separated by ``ends`` flags, and
-``valid`` marks the steps that are real transitions of complete episodes.
+``valid`` marks the steps that are real transitions of complete episodes. The observation that follows a step
+is the next row's, or for the last row ``last_observations``: after an episode's last step it is the state the
+episode ended in, which a value bootstrap after a time limit needs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ class EpisodeBatch:
     """Complete episodes in a time-major ``(T, N)`` grid (see the module docstring).
 
     ``terminated`` and ``truncated`` are kept apart: a Monte-Carlo return treats a truncated episode as
-    complete, but a bootstrapped variant would need to tell them apart.
+    complete, a bootstrapped one adds what would have followed a truncation.
     """
 
     observations: torch.Tensor  # (T, N, *observation_shape) float32
@@ -28,6 +30,8 @@ class EpisodeBatch:
     terminated: torch.Tensor  # (T, N) bool
     truncated: torch.Tensor  # (T, N) bool
     valid: torch.Tensor  # (T, N) bool
+    # (N, *observation_shape) float32: what each stream observed after the last row; None if not recorded
+    last_observations: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         # once per batch, not per step: a mismatched grid would otherwise broadcast or fail deep in the update
@@ -44,6 +48,11 @@ class EpisodeBatch:
             if tuple(getattr(self, name).shape[:2]) != grid:
                 shape = tuple(getattr(self, name).shape)
                 raise ValueError(f"{name} of shape {shape} do not start with the rewards' (T, N) grid {grid}")
+        if self.last_observations is not None and self.last_observations.shape != self.observations.shape[1:]:
+            raise ValueError(
+                f"last_observations must have shape {tuple(self.observations.shape[1:])} (one observation per "
+                f"stream), got {tuple(self.last_observations.shape)}"
+            )
 
     @property
     def ends(self) -> torch.Tensor:
@@ -54,17 +63,34 @@ class EpisodeBatch:
     def num_steps(self) -> int:
         return int(self.valid.sum())
 
+    def truncation_states(self) -> torch.Tensor:
+        """The state each valid truncated episode was cut in (the observation its last step returned), one
+        row per ``self.truncated & self.valid``, in that mask's order."""
+        cut = self.truncated & self.valid
+        if self.last_observations is None and not cut.any():
+            return self.observations[cut]
+        if self.last_observations is None:
+            raise ValueError(
+                "this batch has no last_observations, so the states its time limits cut episodes in are unknown: "
+                "give them (from_episodes' final_observations), or bootstrap mean or none"
+            )
+        following = torch.cat([self.observations[1:], self.last_observations[None]])
+        return following[cut]
+
     @classmethod
     def from_episodes(
         cls,
         episodes: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
         truncated: Sequence[bool] | None = None,
+        final_observations: Sequence[np.ndarray] | None = None,
     ) -> EpisodeBatch:
         """Pack episodes, one column each.
 
         :param episodes: each ``(observations, actions, rewards)``, one entry per step; for Box actions
             the raw samples, neither clipped nor squashed (``ReinforceAgent.sample`` returns them).
         :param truncated: per episode, whether a time limit ended it (default: every one terminated).
+        :param final_observations: per episode, the observation its last step returned (``bootstrap="value"``
+            needs them; default: not recorded).
         """
         if not episodes:
             raise ValueError("an EpisodeBatch needs at least one episode")
@@ -98,6 +124,22 @@ class EpisodeBatch:
             rewards[:length, i] = torch.as_tensor(np.asarray(rews, dtype=np.float32))
             ends[length - 1, i] = True
         valid = torch.arange(horizon)[:, None] < torch.tensor(lengths)[None, :]
+        last_observations = None
+        if final_observations is not None:
+            if len(final_observations) != n:
+                raise ValueError(
+                    f"final_observations has {len(final_observations)} entries, the episodes {n}: give one per episode"
+                )
+            # the row after each episode's last step (padding, not valid), or the grid's last_observations
+            following = torch.zeros(horizon + 1, n, obs_dim)
+            for i, final in enumerate(final_observations):
+                if np.size(final) != obs_dim:
+                    raise ValueError(
+                        f"episode {i}'s final observation has {np.size(final)} values, its steps {obs_dim}"
+                    )
+                following[lengths[i], i] = torch.as_tensor(np.asarray(final, dtype=np.float32)).reshape(-1)
+            observations = torch.where(valid[..., None], observations, following[:horizon])
+            last_observations = following[horizon]
         was_truncated = torch.tensor(truncated if truncated is not None else [False] * n, dtype=torch.bool)
         return cls(
             observations=observations,
@@ -106,6 +148,7 @@ class EpisodeBatch:
             terminated=ends & ~was_truncated,
             truncated=ends & was_truncated,
             valid=valid,
+            last_observations=last_observations,
         )
 
 

@@ -15,7 +15,7 @@ from agents.network import ACTIVATIONS
 # each setting of a few named values is a Literal, which check_types holds it to
 Normalization = Literal["batch", "episode", "none"]
 NORMALIZATIONS: tuple[str, ...] = typing.get_args(Normalization)
-Bootstrap = Literal["none", "mean"]
+Bootstrap = Literal["none", "mean", "value"]
 Initialization = Literal["default", "orthogonal"]
 ActionBound = Literal["clip", "tanh"]
 ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS)  # gelu: its tanh form
@@ -59,7 +59,9 @@ class AgentConfig:
     :param bootstrap: what follows the last step of an episode cut by a time limit: nothing (``"none"``:
         the Monte-Carlo return of the episode as if it were complete), or the batch's mean reward per step
         discounted over an endless future (``"mean"``: ``mean / (1 - gamma)``), so that the returns of a
-        truncated episode do not fall with the time left (Pardo et al. 2018, "Time Limits in RL").
+        truncated episode do not fall with the time left (Pardo et al. 2018, "Time Limits in RL"), or the
+        baseline's value of the state the time limit cut the episode in (``"value"``: needs ``baseline``, and
+        batches that carry that state, ``EpisodeBatch.last_observations``; the rollouts' batches do).
     :param normalize: advantage normalisation: over the whole batch, per episode, or none.
     :param normalize_observations: scale the policy's inputs by running statistics (see ``ObservationNormalizer``).
     :param passes: gradient passes over each batch (1: the textbook update; the default 2 reuses each
@@ -87,7 +89,7 @@ class AgentConfig:
     init: Initialization = setting("orthogonal", "orthogonal (output x 0.01), or default: PyTorch's")
     learning_rate: float = setting(0.01, "Adam learning rate of the policy")
     gamma: float = setting(0.99, "discount factor of the returns")
-    bootstrap: Bootstrap = setting("mean", "after a time limit: mean reward / (1 - gamma), or none")
+    bootstrap: Bootstrap = setting("mean", "after a time limit: mean / (1 - gamma), V(s), or none")
     normalize: Normalization = setting("batch", "advantage normalisation: batch, episode or none")
     normalize_observations: bool = setting(True, "scale the policy's inputs by running statistics")
     passes: int = setting(2, "gradient passes over each batch; 1: the textbook update")
@@ -117,6 +119,11 @@ class AgentConfig:
             raise ValueError(
                 "bootstrap mean needs gamma < 1 (an endless future of rewards has no finite sum): give a gamma "
                 "below 1, or bootstrap none"
+            )
+        if self.bootstrap == "value" and not self.baseline:
+            raise ValueError(
+                "bootstrap value needs the baseline's V(s): turn the baseline on (--baseline), or bootstrap mean "
+                "or none"
             )
         if self.passes < 1:
             raise ValueError(f"passes must be >= 1, got {self.passes}")

@@ -2,7 +2,8 @@
 
 Gymnasium's vector environments autoreset NEXT_STEP: the step after an episode ends returns the new
 episode's first observation, with reward 0, and ignores the action. That step is not a transition;
-it is masked out of everything (returns, log-probabilities, statistics, the env-step count).
+it is masked out of everything (returns, log-probabilities, statistics, the env-step count). Its
+observation is the state the episode ended in, which a value bootstrap after a time limit reads.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def collect_episodes(
         terminated=torch.from_numpy(terminated),
         truncated=torch.from_numpy(truncated),
         valid=torch.from_numpy(valid),
+        last_observations=torch.from_numpy(np.asarray(observations, dtype=np.float32)),
     )
     _, episode = np.unique(episode_ids(batch.ends)[batch.valid].numpy(), return_inverse=True)
     return Rollout(batch, np.bincount(episode, rewards[valid]), np.bincount(episode))

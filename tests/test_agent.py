@@ -100,7 +100,8 @@ def test_update_changes_weights_and_reports_statistics():
         ({"hidden_sizes": (0,)}, "hidden_sizes"),
         ({"activation": "swish"}, "activation"),
         ({"normalize": "global"}, "normalize"),
-        ({"bootstrap": "value"}, "unknown bootstrap"),
+        ({"bootstrap": "learnt"}, "unknown bootstrap"),
+        ({"bootstrap": "value"}, r"bootstrap value needs the baseline's V\(s\): turn the baseline on"),
         ({"action_bound": "sigmoid"}, "unknown action_bound 'sigmoid': choose one of clip, tanh"),
         ({"bootstrap": "mean", "gamma": 1.0}, "bootstrap mean needs gamma < 1.*or bootstrap none"),
         # not finite: they would put NaN or infinity into the weights at the first update

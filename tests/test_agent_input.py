@@ -108,6 +108,24 @@ def test_update_loss_and_advantages_refuse_observations_of_another_shape(step_sh
     one_line(error.value)
 
 
+def test_a_value_bootstrap_refuses_a_batch_without_the_states_its_time_limits_cut():
+    agent = make_agent(config=AgentConfig(hidden_sizes=(8,), baseline=True, bootstrap="value"))
+    before = {k: v.clone() for k, v in agent.policy.state_dict().items()}
+    episode = (np.ones((3, 4)), [0, 1, 0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="this batch has no last_observations.*final_observations") as error:
+        agent.update(EpisodeBatch.from_episodes([episode], truncated=[True]))
+    one_line(error.value)
+    assert unchanged(agent, before)
+    agent.update(EpisodeBatch.from_episodes([episode]))  # nothing truncated, nothing to bootstrap
+    with pytest.raises(
+        ValueError, match="final_observations has 2 entries, the episodes 1: give one per episode"
+    ) as error:
+        EpisodeBatch.from_episodes([episode], final_observations=[np.ones(4)] * 2)
+    one_line(error.value)
+    with pytest.raises(ValueError, match="episode 0's final observation has 3 values, its steps 4"):
+        EpisodeBatch.from_episodes([episode], final_observations=[np.ones(3)])
+
+
 def test_episode_batches_refuse_parts_that_do_not_line_up():
     with pytest.raises(ValueError, match="episode 1 has 5 observations, 4 actions and 4 rewards") as error:
         EpisodeBatch.from_episodes([(np.zeros((2, 4)), [0, 1], [1.0, 1.0]), (np.zeros((5, 4)), [0] * 4, [1.0] * 4)])
@@ -123,6 +141,7 @@ def test_episode_batches_refuse_parts_that_do_not_line_up():
         ("terminated", torch.zeros(3, 2), "terminated must be a bool tensor"),
         ("observations", torch.zeros(4, 2, 4), "observations of shape"),
         ("rewards", torch.zeros(3), "rewards must be a"),
+        ("last_observations", torch.zeros(3, 4), r"last_observations must have shape \(2, 4\)"),
     ]:
         flags = dict(terminated=grid, truncated=grid, valid=grid)
         with pytest.raises(ValueError, match=message) as error:

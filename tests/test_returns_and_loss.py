@@ -341,3 +341,24 @@ def test_discounted_returns_take_lists_and_arrays_as_well_as_tensors():
         discounted_returns(np.ones((3, 1)), 0.5, ends, np.full((3, 1), 4.0)).double().flatten(),
         torch.tensor([1 + 0.5 * (1 + 0.5 * 4), 1 + 0.5 * 4, 1 + 0.5 * 4], dtype=torch.float64),
     )
+
+
+def test_the_value_bootstrap_adds_the_baselines_value_of_the_state_each_time_limit_cut():
+    rng = np.random.default_rng(9)
+    lengths, cut, gamma = [5, 3, 4], [True, False, True], 0.9
+    episodes = [(rng.normal(size=(n, 4)), rng.integers(0, 2, n), rng.normal(size=n)) for n in lengths]
+    finals = [rng.normal(size=4) * 3 for _ in lengths]
+    batch = EpisodeBatch.from_episodes(episodes, truncated=cut, final_observations=finals)
+    config = AgentConfig(baseline=True, bootstrap="value", normalize="none", gamma=gamma, init="default")
+    agent = ReinforceAgent(spaces.Box(-5, 5, (4,)), spaces.Discrete(2), config, seed=0)
+
+    def value(observation):
+        return agent.values(torch.tensor(np.array([observation]), dtype=torch.float32)).item()
+
+    tails = [value(final) if was_cut else 0.0 for final, was_cut in zip(finals, cut)]
+    assert min(abs(tails[0]), abs(tails[2])) > 1e-3  # a tail that is zero would test nothing
+    got = agent.advantages(batch)
+    for i, (observations, _, rewards) in enumerate(episodes):
+        for t, g in enumerate(slow_returns(rewards.tolist(), gamma)):
+            expected = g + gamma ** (len(rewards) - t) * tails[i] - value(observations[t])
+            assert got[t, i].item() == pytest.approx(expected, rel=1e-5, abs=1e-5)

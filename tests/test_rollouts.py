@@ -131,6 +131,28 @@ def test_time_limit_is_truncation_not_termination():
     assert rollout.batch.truncated.sum() == 2 and not rollout.batch.terminated[rollout.batch.valid].any()
 
 
+@pytest.mark.parametrize("vectorization", ["sync", "vector_entry_point"])
+def test_the_batch_holds_the_state_each_time_limit_cut_an_episode_in(vectorization):
+    """Replayed from its first state, each truncated episode ends in the state the batch gives for it, the
+    episode whose end stops the rollout too (its state comes after the grid's last row)."""
+    env = make_vector_env("CartPole-v1", 3, max_episode_steps=8, vectorization=vectorization)
+    batch = collect_episodes(env, random_actions(4), np.array([2, 1, 3]), seed=5).batch
+    cut = batch.truncated & batch.valid
+    assert cut.sum() >= 4 and cut[-1].any()
+    single = gym.make("CartPole-v1")
+    expected = []
+    for t, n in cut.nonzero().tolist():  # the mask's order
+        start = t
+        while start > 0 and batch.valid[start - 1, n] and not batch.ends[start - 1, n]:
+            start -= 1
+        single.reset()
+        single.unwrapped.state = batch.observations[start, n].numpy().astype(np.float64)
+        for action in batch.actions[start : t + 1, n].tolist():
+            observation, *_ = single.step(action)
+        expected.append(observation)
+    np.testing.assert_allclose(batch.truncation_states().numpy(), np.array(expected), atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "env_id, message",
     [("CartPol-v1", "did you mean CartPole-v1"), ("NoSuchThing-v0", "unknown environment id")],
