@@ -132,15 +132,15 @@ COMMANDS: dict[str, str] = {
     "python -m bench.suite --envs Pendulum-v1,MountainCarContinuous-v0,MountainCar-v0,CartPole-v1,Acrobot-v1 "
     "--seeds 1-5": "long: the suite, 25 runs of 0.5M-1M env steps (2 h)",
     "python -m bench.suite --envs LunarLander-v3 --seeds 1-5": "long: the suite, 5 runs of 3M env steps (1.2 h)",
-    "python -m bench.suite --envs LunarLander-v3 --seeds 1-5 --out lunarlander-gamma-0.999 -- --gamma 0.999": (
-        "long: 5 runs of 3M env steps (1.2 h)"
-    ),
+    "python -m bench.suite --envs LunarLander-v3 --seeds 1-5 --out lunarlander-gamma-0.999 -- --bootstrap mean "
+    "--gamma 0.999": "long: 5 runs of 3M env steps (1.2 h)",
+    "python -m bench.suite --envs LunarLander-v3 --seeds 1-5,21-23 --out lunarlander-bootstrap-mean -- --bootstrap "
+    "mean": "long: 8 runs of 3M env steps (2 h)",
     "python -m bench.suite --envs LunarLander-v3 --seeds 1-4 --out lunarlander-bootstrap-none -- --bootstrap none": (
         "long: 4 runs of 3M env steps (1 h)"
     ),
-    "python -m bench.suite --envs LunarLander-v3 --seeds 1-2 --out lunarlander-anneal-entropy -- --anneal-entropy": (
-        "long: 2 runs of 3M env steps (30 min)"
-    ),
+    "python -m bench.suite --envs LunarLander-v3 --seeds 1-2 --out lunarlander-anneal-entropy -- --bootstrap mean "
+    "--anneal-entropy": "long: 2 runs of 3M env steps (30 min)",
     "python train.py --watch lunarlander-anneal-entropy/runs/LunarLander-v3__suite__2__* --watch-episodes 5": (
         "long: needs the LunarLander-v3 runs with --anneal-entropy (30 min)"
     ),
@@ -162,9 +162,8 @@ COMMANDS: dict[str, str] = {
     "python -m bench.suite --envs Acrobot-v1 --seeds 1-5 --out acrobot-constant -- --no-anneal-lr": (
         "long: 5 runs of 500,000 env steps (25 min)"
     ),
-    "python -m bench.suite --envs LunarLander-v3 --seeds 1-3 --out lunar-constant -- --no-anneal-lr": (
-        "long: 3 runs of 3M env steps (45 min)"
-    ),
+    "python -m bench.suite --envs LunarLander-v3 --seeds 1-3 --out lunar-constant -- --bootstrap mean "
+    "--no-anneal-lr": "long: 3 runs of 3M env steps (45 min)",
 }
 
 
