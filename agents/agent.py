@@ -199,11 +199,11 @@ class ReinforceAgent:
         tails = None
         if self.config.bootstrap == "mean":  # an endless future at the batch's mean reward per step
             per_step = combine.moments(Moments.of(batch.rewards[valid])).mean
-            tails = torch.where(batch.truncated, (per_step / (1 - gamma)).float(), 0.0)
+            tails = torch.where(batch.time_limit_cuts, (per_step / (1 - gamma)).float(), 0.0)
         elif self.config.bootstrap == "value":  # the baseline's value of the state the time limit cut
             tails = torch.zeros_like(batch.rewards)
             with torch.no_grad():
-                tails[batch.truncated & valid] = self.values(batch.truncation_states())
+                tails[batch.time_limit_cuts & valid] = self.values(batch.truncation_states())
         returns = discounted_returns(batch.rewards, gamma, batch.ends, tails)
         advantages = returns
         if self.value is not None:

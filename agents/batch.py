@@ -60,13 +60,20 @@ class EpisodeBatch:
         return self.terminated | self.truncated
 
     @property
+    def time_limit_cuts(self) -> torch.Tensor:
+        """The last step of every episode a time limit cut short: truncated and not terminated (Gymnasium's
+        ``TimeLimit`` reports truncated also when the last step it allows ends in a terminal state, after which
+        nothing follows)."""
+        return self.truncated & ~self.terminated
+
+    @property
     def num_steps(self) -> int:
         return int(self.valid.sum())
 
     def truncation_states(self) -> torch.Tensor:
-        """The state each valid truncated episode was cut in (the observation its last step returned), one
-        row per ``self.truncated & self.valid``, in that mask's order."""
-        cut = self.truncated & self.valid
+        """The state a time limit cut each valid episode in (the observation its last step returned), one
+        row per ``self.time_limit_cuts & self.valid``, in that mask's order."""
+        cut = self.time_limit_cuts & self.valid
         if self.last_observations is None and not cut.any():
             return self.observations[cut]
         if self.last_observations is None:

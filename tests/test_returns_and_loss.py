@@ -3,11 +3,13 @@ loss and its gradient (the guard against non-finite updates: test_guard.py)."""
 
 import math
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from builders import gaussian_agent
+from builders import FiveStepEnv, gaussian_agent
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from agents import (
     AgentConfig,
@@ -18,6 +20,7 @@ from agents import (
     reinforce_loss,
 )
 from agents.batch import episode_ids
+from envs import collect_episodes
 
 
 def slow_returns(rewards, gamma):
@@ -362,3 +365,18 @@ def test_the_value_bootstrap_adds_the_baselines_value_of_the_state_each_time_lim
         for t, g in enumerate(slow_returns(rewards.tolist(), gamma)):
             expected = g + gamma ** (len(rewards) - t) * tails[i] - value(observations[t])
             assert got[t, i].item() == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
+@pytest.mark.parametrize("bootstrap", ["mean", "value"])
+def test_an_episode_that_terminates_on_the_last_step_its_time_limit_allows_is_not_bootstrapped(bootstrap):
+    """Gymnasium's TimeLimit reports such a step as truncated too; nothing follows a terminal state, so the
+    returns are the Monte-Carlo ones."""
+    env = SyncVectorEnv([lambda: gym.wrappers.TimeLimit(FiveStepEnv(), 5)] * 2, autoreset_mode=AutoresetMode.NEXT_STEP)
+    batch = collect_episodes(env, lambda obs: (np.ones(len(obs), dtype=np.int64),) * 2, np.array([1, 1]), seed=0).batch
+    assert int((batch.terminated & batch.truncated).sum()) == 2
+    advantages = {}
+    for name in (bootstrap, "none"):
+        config = AgentConfig(baseline=True, bootstrap=name, normalize="none", init="default", gamma=0.9)
+        agent = ReinforceAgent(FiveStepEnv.observation_space, FiveStepEnv.action_space, config, seed=0)
+        advantages[name] = agent.advantages(batch)
+    torch.testing.assert_close(advantages[bootstrap], advantages["none"])
