@@ -144,8 +144,8 @@ COMMANDS: dict[str, str] = {
     "python train.py --watch lunarlander-anneal-entropy/runs/LunarLander-v3__suite__2__* --watch-episodes 5": (
         "long: needs the LunarLander-v3 runs with --anneal-entropy (30 min)"
     ),
-    "python -m bench.suite --envs LunarLander-v3 --seeds 21-23 --out lunarlander-held-out": (
-        "long: 3 runs of 3M env steps (45 min)"
+    "python -m bench.suite --envs LunarLander-v3 --seeds 21-25 --out lunarlander-held-out": (
+        "long: 5 runs of 3M env steps (1.2 h)"
     ),
     "python -m bench.suite --envs Acrobot-v1 --seeds 21-25 --out acrobot-held-out": (
         "long: the suite, 5 runs of 500,000 env steps (20 min)"
