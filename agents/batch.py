@@ -74,13 +74,13 @@ class EpisodeBatch:
         """The state a time limit cut each valid episode in (the observation its last step returned), one
         row per ``self.time_limit_cuts & self.valid``, in that mask's order."""
         cut = self.time_limit_cuts & self.valid
-        if self.last_observations is None and not cut.any():
-            return self.observations[cut]
         if self.last_observations is None:
-            raise ValueError(
-                "this batch has no last_observations, so the states its time limits cut episodes in are unknown: "
-                "give them (from_episodes' final_observations), or bootstrap mean or none"
-            )
+            if cut.any():
+                raise ValueError(
+                    "this batch has no last_observations, so the states its time limits cut episodes in are "
+                    "unknown: give them (from_episodes' final_observations), or bootstrap mean or none"
+                )
+            return self.observations[cut]  # no state to give
         following = torch.cat([self.observations[1:], self.last_observations[None]])
         return following[cut]
 

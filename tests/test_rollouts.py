@@ -137,7 +137,7 @@ def test_the_batch_holds_the_state_each_time_limit_cut_an_episode_in(vectorizati
     episode whose end stops the rollout too (its state comes after the grid's last row)."""
     env = make_vector_env("CartPole-v1", 3, max_episode_steps=8, vectorization=vectorization)
     batch = collect_episodes(env, random_actions(4), np.array([2, 1, 3]), seed=5).batch
-    cut = batch.truncated & batch.valid
+    cut = batch.time_limit_cuts & batch.valid
     assert cut.sum() >= 4 and cut[-1].any()
     single = gym.make("CartPole-v1")
     expected = []
