@@ -43,6 +43,9 @@ class Episode:
     rewards: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
     truncated: bool = False  # ended by a time limit, not by a terminal state: EpisodeBatch.from_episodes takes it
+    # the observation the last step returned: the state a time limit cut the episode in, which bootstrap="value"
+    # values (EpisodeBatch.from_episodes's final_observations)
+    final_observation: np.ndarray | None = None
     # How far the body moved along x, where the environment reports info["x_position"] (MuJoCo's locomotion tasks):
     # a healthy reward can pay a walker that stands about as much as one that walks, and this tells them apart.
     x_travelled: float | None = None
@@ -108,6 +111,7 @@ def play_episode(
         episode.rewards.append(float(reward))
         observation, done = next_observation, terminated or truncated
     episode.truncated = bool(truncated and not terminated)
+    episode.final_observation = observation
     end_x = _x_position(info)
     if start_x is not None and end_x is not None:
         episode.x_travelled = end_x - start_x

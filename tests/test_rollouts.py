@@ -14,7 +14,7 @@ import pytest
 from builders import EndlessEnv, FiveStepEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from agents import ReinforceAgent
+from agents import AgentConfig, EpisodeBatch, ReinforceAgent
 from envs import (
     CARTPOLE_OBSERVATION,
     EnvConfig,
@@ -292,6 +292,22 @@ def test_a_single_episode_says_whether_a_time_limit_cut_it():
     cut = gym.wrappers.TimeLimit(FiveStepEnv(), max_episode_steps=3)
     episode = play_episode(agent, cut, seed=0)
     assert episode.truncated and episode.length == 3
+
+
+def test_a_single_episode_keeps_the_state_a_time_limit_cut_it_in_for_the_value_bootstrap():
+    env = gym.make("CartPole-v1", max_episode_steps=3)
+    config = AgentConfig(baseline=True, bootstrap="value")
+    agent = ReinforceAgent(env.observation_space, env.action_space, config, seed=0)
+    episode = play_episode(agent, env, seed=4, deterministic=False)
+    replay = gym.make("CartPole-v1")
+    replay.reset(seed=4)
+    for action in episode.actions:
+        observation, *_ = replay.step(int(action))
+    assert episode.truncated
+    np.testing.assert_array_equal(episode.final_observation, observation)
+    batch = EpisodeBatch.from_episodes([episode.transitions()], [episode.truncated], [episode.final_observation])
+    np.testing.assert_array_equal(batch.truncation_states().numpy(), [observation])
+    agent.update(batch)  # the value bootstrap has the state it needs
 
 
 def test_a_single_episode_measures_how_far_the_body_moved_along_x_as_mujoco_reports_it():
