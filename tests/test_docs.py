@@ -99,6 +99,8 @@ COMMANDS: dict[str, str] = {
     "python -m bench.solve --seeds 21-40 --criterion greedy --check-every 10000 --no-process -- --env Acrobot-v1": (
         "long: 20 Acrobot seeds (12 min)"
     ),
+    "python -m bench.solve --seeds 1-20 --criterion greedy --check-every 10000 --no-process -- --env Acrobot-v1 "
+    "--preset tuned": "long: 20 Acrobot seeds (12 min)",
     "python -m bench.solve --seeds 1-10 --criterion greedy --check-every 10000 --no-process -- --env Acrobot-v1 "
     "--preset textbook": "long: unsolved seeds train 500,000 steps (1 h)",
     "python -m bench.solve --seeds 1-10 --budget 200000 --criterion greedy --check-every 10000 --no-process -- "
