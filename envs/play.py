@@ -43,8 +43,8 @@ class Episode:
     rewards: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
     truncated: bool = False  # ended by a time limit, not by a terminal state: EpisodeBatch.from_episodes takes it
-    # the observation the last step returned: the state a time limit cut the episode in, which bootstrap="value"
-    # values (EpisodeBatch.from_episodes's final_observations)
+    # the observation the last step returned; for a truncated episode, the state the time limit cut it in, which
+    # bootstrap="value" values (EpisodeBatch.from_episodes's final_observations)
     final_observation: np.ndarray | None = None
     # How far the body moved along x, where the environment reports info["x_position"] (MuJoCo's locomotion tasks):
     # a healthy reward can pay a walker that stands about as much as one that walks, and this tells them apart.
