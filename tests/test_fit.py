@@ -271,6 +271,28 @@ def test_a_stop_signal_skips_a_due_check_and_stops_within_the_update(tmp_path):
     assert callback.checked == [1]  # due at every update; none after the signal
 
 
+def test_the_check_a_stop_signal_skipped_is_made_by_the_resumed_run_where_an_uninterrupted_run_made_it(tmp_path):
+    class Checks(Callback):
+        def __init__(self, signal_at=None):
+            self.signal_at, self.seen = signal_at, []
+
+        def on_update(self, state, update):
+            if state.updates == self.signal_at:
+                signal.raise_signal(signal.SIGTERM)
+
+        def on_check(self, state, evaluation):
+            self.seen.append((state.updates, state.env_steps, evaluation.greedy.tolist(), evaluation.sampled.tolist()))
+
+    config = Config(**SHORT | {"total_env_steps": 10**6, "eval_every_steps": 1, "max_updates": 4})
+    interrupted, resumed, straight = Checks(signal_at=2), Checks(), Checks()
+    first = fit(replace(config, logdir=str(tmp_path / "a")), callback=interrupted, verbose=False)
+    assert first.stopped == "SIGTERM" and [updates for updates, *_ in interrupted.seen] == [1]
+    fit(replace(config, logdir=str(tmp_path / "a")), resume=first.run_dir, callback=resumed, verbose=False)
+    fit(replace(config, logdir=str(tmp_path / "b")), callback=straight, verbose=False)
+    assert [updates for updates, *_ in straight.seen] == [1, 2, 3, 4]
+    assert interrupted.seen + resumed.seen == straight.seen
+
+
 def test_a_resume_whose_best_model_is_unreadable_is_refused_before_anything_is_written(tmp_path):
     first = fit(Config(**SHORT | {"max_updates": 2, "eval_every_steps": 1}, logdir=str(tmp_path)), verbose=False)
     best = first.run_dir / "best_model.pt"

@@ -186,6 +186,12 @@ class Run:
         # by the target or the callback: the run then ends as one out of budget; a resumed run that was stopped
         # when solved stays stopped (it ends again, its agent as it was)
         ended = state.solved_at is not None and config.stop_when_solved
+        if main and not ended and state.updates > 0 and evaluator.due(state.env_steps):
+            # a stop signal skipped this check: the resumed run makes it where an uninterrupted run made it
+            ended = self._check(bar, callback)
+            if self.write and state.best_at == state.env_steps:
+                save_run(self.run_dir, trainer, evaluator)
+        ended = self.workers.first(ENDED if ended else None) == ENDED
         with StopSignals(among_workers=self.workers.size > 1) as signals:
             while not ended and stop is None and trainer.within_budget():
                 if self.writer is not None:  # its thread checksums the events in Python: not during training
@@ -227,13 +233,19 @@ class Run:
             self._say(bar, f"update {state.updates:4d}  steps {state.env_steps:7d}  {line}")
         ended = bool(callback.on_update(state, update))
         if signals.received is None and self.evaluator.due(state.env_steps):
-            evaluation, _ = self.evaluator.check(self.trainer.agent, state.env_steps)
-            if self._record(evaluation) and config.stop_when_solved:
-                ended = True
-            elif state.solved_at == state.env_steps:  # else the end says it, once
-                self._say(bar, f"solved at {state.env_steps} env steps: greedy mean {evaluation.greedy.mean():.1f}")
-            ended = bool(callback.on_check(state, evaluation)) or ended
+            ended = self._check(bar, callback) or ended
         return ended
+
+    def _check(self, bar: tqdm, callback: Callback) -> bool:
+        """Evaluate the agent as it is now and record it; whether the target or the callback ends the run here."""
+        state = self.trainer.state
+        evaluation, _ = self.evaluator.check(self.trainer.agent, state.env_steps)
+        ended = False
+        if self._record(evaluation) and self.config.stop_when_solved:
+            ended = True
+        elif state.solved_at == state.env_steps:  # else the end says it, once
+            self._say(bar, f"solved at {state.env_steps} env steps: greedy mean {evaluation.greedy.mean():.1f}")
+        return bool(callback.on_check(state, evaluation)) or ended
 
     def _say(self, bar: tqdm, line: str) -> None:
         if self.verbose:
