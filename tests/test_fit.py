@@ -273,8 +273,8 @@ def test_a_stop_signal_skips_a_due_check_and_stops_within_the_update(tmp_path):
 
 def test_the_check_a_stop_signal_skipped_is_made_by_the_resumed_run_where_an_uninterrupted_run_made_it(tmp_path):
     class Checks(Callback):
-        def __init__(self, signal_at=None):
-            self.signal_at, self.seen = signal_at, []
+        def __init__(self, signal_at=None, signal_at_check=False):
+            self.signal_at, self.signal_at_check, self.seen = signal_at, signal_at_check, []
 
         def on_update(self, state, update):
             if state.updates == self.signal_at:
@@ -282,15 +282,20 @@ def test_the_check_a_stop_signal_skipped_is_made_by_the_resumed_run_where_an_uni
 
         def on_check(self, state, evaluation):
             self.seen.append((state.updates, state.env_steps, evaluation.greedy.tolist(), evaluation.sampled.tolist()))
+            if self.signal_at_check:
+                signal.raise_signal(signal.SIGTERM)
 
     config = Config(**SHORT | {"total_env_steps": 10**6, "eval_every_steps": 1, "max_updates": 4})
-    interrupted, resumed, straight = Checks(signal_at=2), Checks(), Checks()
+    interrupted, signalled, resumed, straight = Checks(signal_at=2), Checks(signal_at_check=True), Checks(), Checks()
     first = fit(replace(config, logdir=str(tmp_path / "a")), callback=interrupted, verbose=False)
     assert first.stopped == "SIGTERM" and [updates for updates, *_ in interrupted.seen] == [1]
+    # a signal during that check stops the resumed run as one during training does: checkpointed, no update
+    again = fit(replace(config, logdir=str(tmp_path / "a")), resume=first.run_dir, callback=signalled, verbose=False)
+    assert again.stopped == "SIGTERM" and again.state.updates == 2 and [u for u, *_ in signalled.seen] == [2]
     fit(replace(config, logdir=str(tmp_path / "a")), resume=first.run_dir, callback=resumed, verbose=False)
     fit(replace(config, logdir=str(tmp_path / "b")), callback=straight, verbose=False)
     assert [updates for updates, *_ in straight.seen] == [1, 2, 3, 4]
-    assert interrupted.seen + resumed.seen == straight.seen
+    assert interrupted.seen + signalled.seen + resumed.seen == straight.seen
 
 
 def test_a_resume_whose_best_model_is_unreadable_is_refused_before_anything_is_written(tmp_path):

@@ -186,13 +186,13 @@ class Run:
         # by the target or the callback: the run then ends as one out of budget; a resumed run that was stopped
         # when solved stays stopped (it ends again, its agent as it was)
         ended = state.solved_at is not None and config.stop_when_solved
-        if main and not ended and state.updates > 0 and evaluator.due(state.env_steps):
-            # a stop signal skipped this check: the resumed run makes it where an uninterrupted run made it
-            ended = self._check(bar, callback)
-            if self.write and state.best_at == state.env_steps:
-                save_run(self.run_dir, trainer, evaluator)
-        ended = self.workers.first(ENDED if ended else None) == ENDED
         with StopSignals(among_workers=self.workers.size > 1) as signals:
+            if main and not ended and state.updates > 0 and evaluator.due(state.env_steps):
+                # a stop signal skipped this check: the resumed run makes it where an uninterrupted run made it
+                ended = self._check(bar, callback)
+                if self.write and state.best_at == state.env_steps:
+                    save_run(self.run_dir, trainer, evaluator)
+            stop, ended = self._decide(stop, ended, signals)
             while not ended and stop is None and trainer.within_budget():
                 if self.writer is not None:  # its thread checksums the events in Python: not during training
                     self.writer.flush()
@@ -208,15 +208,19 @@ class Run:
                         and (state.updates % config.checkpoint_every == 0 or state.best_at == state.env_steps)
                     ):
                         save_run(self.run_dir, trainer, evaluator)
-                if stop is None and not ended and signals.received is not None:  # a signal to any worker stops all
-                    stop = signal.Signals(signals.received).name
-                decision = self.workers.first(stop or (ENDED if ended else None))  # the first worker's, on each
-                stop, ended = (None, True) if decision == ENDED else (decision, False)
+                stop, ended = self._decide(stop, ended, signals)
             if main and self.write:
                 save_run(self.run_dir, trainer, evaluator)
         bar.total = bar.n  # stopped before the budget: end the bar where training ended, with no ETA
         bar.close()
         return stop
+
+    def _decide(self, stop: str | None, ended: bool, signals: StopSignals) -> tuple[str | None, bool]:
+        """Whether the run stops (and why) or ends, the same on every worker: the first worker's decision."""
+        if stop is None and not ended and signals.received is not None:  # a signal to any worker stops all
+            stop = signal.Signals(signals.received).name
+        decision = self.workers.first(stop or (ENDED if ended else None))
+        return (None, True) if decision == ENDED else (decision, False)
 
     def _after_update(self, update: Update, bar: tqdm, callback: Callback, signals: StopSignals) -> bool:
         """Log an update, check when due (unless ``signals`` received one); whether the target or the callback
