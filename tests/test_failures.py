@@ -18,6 +18,7 @@ import pytest
 from builders import FAST, ROOT, FiveStepEnv, only_run, run_cli, signal_handlers
 
 import train
+import training.logs
 import training.loop
 import training.run_files
 from agents.files import write_json
@@ -181,7 +182,7 @@ def test_a_tensorboard_log_that_cannot_be_created_leaves_no_run_folder(tmp_path,
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(training.loop, "SummaryWriter", disk_full)
+    monkeypatch.setattr(training.logs, "SummaryWriter", disk_full)
     assert train.main([*SHORT, "--logdir", str(tmp_path / "runs")]) == 2
     err = lines(capsys.readouterr().err)
     assert len(err) == 1 and "cannot write in" in err[0] and "No space left on device" in err[0]

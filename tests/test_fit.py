@@ -5,7 +5,9 @@ import copy
 import json
 import re
 import signal
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -119,6 +121,22 @@ def test_fit_resumes_a_run_exactly(tmp_path):
     assert rates[0] == rates[1] < config.learning_rate  # the schedules resumed where they were
     weights = [scalars(result.run_dir)["charts/entropy_coef"] for result in (resumed, straight)]
     assert weights[0] == weights[1] and weights[0][-1][1] < config.entropy_coef
+
+
+def test_a_resumed_runs_events_are_read_after_those_of_the_run_it_resumes(tmp_path):
+    """TensorBoard reads a run's event files in the order of their names: the second each was opened, then a
+    count of the files its process had opened. A file of the run's opened in the same second as the resumed
+    one, with a count that sorts after it (.99 against .100, or .7), would be read after the resumed events."""
+    config = Config(max_updates=1, eval_episodes=2, gif=False, seed=4, logdir=str(tmp_path))
+    first = fit(config, verbose=False)
+    (opened,) = Path(first.run_dir).glob("events.out.tfevents.*")
+    fields = opened.name.split(".")
+    fields[3], fields[-1] = f"{int(time.time()) + 1:010d}", "99"  # as if opened in the next second, the 99th file
+    opened.rename(opened.with_name(".".join(fields)))
+    resumed = fit(replace(config, max_updates=2), resume=first.run_dir, verbose=False)
+    assert sorted(Path(first.run_dir).glob("events.out.tfevents.*"))[0].name == ".".join(fields)
+    steps = [step for step, _ in scalars(resumed.run_dir)["charts/episodic_return"]]
+    assert len(steps) == 2 and steps == sorted(steps)
 
 
 def test_a_resume_changes_only_the_budget_evaluation_and_housekeeping(tmp_path):

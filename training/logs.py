@@ -7,6 +7,7 @@ import contextlib
 import os
 import platform
 import shutil
+import time
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -35,6 +36,21 @@ def describe_statistics(statistics: dict[str, float]) -> str:
     """The statistics line of returns' mean, std, min and max (as ``summary.json`` holds them)."""
     mean, std, low, high = (statistics[name] for name in ("mean", "std", "min", "max"))
     return f"Mean: {mean:.1f}, Std: {std:.2f}, Min: {low:g}, Max: {high:g}"
+
+
+def open_writer(run_dir: str | Path, resumed_at: int | None = None) -> SummaryWriter:
+    """The run's TensorBoard writer. Resumed (``resumed_at``: the checkpoint's env step), it drops what the
+    interrupted run logged after its checkpoint, and its event file sorts after the run's earlier ones:
+    TensorBoard reads a folder's event files in the order of their names, which begin with the second a file
+    was opened and end with a count of the files its process opened (so ``.10`` sorts before ``.9``). A resume
+    in the second of the run's last file could be read before it; it waits for the next second (at most 2 s,
+    so that a clock set back does not stall the run)."""
+    if resumed_at is not None:
+        opened = [int(path.name.split(".")[3]) for path in Path(run_dir).glob("events.out.tfevents.*")]
+        wait = max(opened, default=0) + 1 - time.time()
+        if 0 < wait <= 2:
+            time.sleep(wait)
+    return SummaryWriter(str(run_dir), purge_step=None if resumed_at is None else resumed_at + 1)
 
 
 def log_config(writer: SummaryWriter, config: Config) -> None:

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents.files import write_atomically, write_json
@@ -29,6 +28,7 @@ from training.logs import (
     log_histograms,
     log_hparams,
     log_update,
+    open_writer,
     run_summary,
 )
 from training.run_files import (
@@ -115,8 +115,7 @@ class Run:
             if not self.resumed:
                 self.run_dir = new_run_dir(self.config)
                 self.lock = lock_run(self.run_dir)
-            step = self.trainer.state.env_steps  # on resume, drop what the interrupted run logged after its checkpoint
-            self.writer = SummaryWriter(self.run_dir, purge_step=step + 1 if self.resumed else None)
+            self.writer = open_writer(self.run_dir, self.trainer.state.env_steps if self.resumed else None)
             if not self.resumed:
                 log_config(self.writer, self.config)
         except ValueError as problem:
