@@ -125,13 +125,17 @@ COMMANDS: dict[str, str] = {
     "python -m bench.suite --envs Humanoid-v5 --seeds 1-3 --workers 2 --out humanoid-no-baseline -- --no-baseline": (
         "long: 3 runs of 3M env steps on 2 workers (1 h)"
     ),
-    "python -m bench.suite --envs Hopper-v5 --seeds 1,2 --out hopper-gamma-0.99 -- --gamma 0.99": (
+    "python -m bench.suite --envs Hopper-v5 --seeds 1,2 --out hopper-gamma-0.99 -- --log-std-init -0.5 --gamma 0.99": (
         "long: 2 runs of 3M env steps (40 min)"
     ),
-    "python -m bench.suite --envs Hopper-v5 --seeds 1-3,21-23 --out hopper-baseline -- --baseline": (
+    "python -m bench.suite --envs Hopper-v5 --seeds 1-3,21-23 --out hopper-log-std-0.5 -- --log-std-init -0.5": (
         "long: 6 runs of 3M env steps (1.5 h)"
     ),
-    "python -m bench.suite --envs Hopper-v5 --seeds 21-23 --out hopper-held-out": "long: 3 runs of 3M env steps (45 min)",
+    "python -m bench.suite --envs Hopper-v5 --seeds 1-3,21-23 --out hopper-baseline -- --log-std-init -0.5 "
+    "--baseline": "long: 6 runs of 3M env steps (1.5 h)",
+    "python -m bench.suite --envs Hopper-v5 --seeds 21-23 --out hopper-held-out": (
+        "long: 3 runs of 3M env steps (45 min)"
+    ),
     "python -m bench.suite --envs HalfCheetah-v5,Swimmer-v5 --seeds 1-5 --workers 2": (
         "long: the suite, 10 runs of 3M env steps (1.5 h)"
     ),
